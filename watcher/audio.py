@@ -1,0 +1,154 @@
+"""Reading attachments and writing results with soundfile (no ffmpeg, no torchcodec)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import soundfile as sf
+import torch
+from audiocraft.data.audio_utils import normalize_audio
+
+from . import files
+from .errors import ErrorCode, RequestError
+
+
+class AudioFormat(StrEnum):
+    """Output containers."""
+
+    #: RIFF WAVE, PCM16 unless told otherwise
+    wav = "wav"
+    #: lossless FLAC
+    flac = "flac"
+    #: Ogg Vorbis
+    ogg = "ogg"
+
+
+class SampleFormat(StrEnum):
+    """Sample encodings for WAV (FLAC takes pcm16/pcm24; Ogg is always Vorbis)."""
+
+    #: 16-bit integer PCM
+    pcm16 = "pcm16"
+    #: 24-bit integer PCM
+    pcm24 = "pcm24"
+    #: 32-bit float
+    float = "float"
+
+
+class Normalize(StrEnum):
+    """Strategies of AudioCraft's `normalize_audio`, plus none."""
+
+    #: scale so the peak sits 1 dB below full scale (AudioCraft's default)
+    peak = "peak"
+    #: loudness to -14 LUFS (ITU-R BS.1770)
+    loudness = "loudness"
+    #: RMS with 18 dB headroom
+    rms = "rms"
+    #: clip at the peak headroom, no scaling
+    clip = "clip"
+    #: write the model's samples as they are
+    none = "none"
+
+
+_SUBTYPES = {
+    (AudioFormat.wav, SampleFormat.pcm16): "PCM_16",
+    (AudioFormat.wav, SampleFormat.pcm24): "PCM_24",
+    (AudioFormat.wav, SampleFormat.float): "FLOAT",
+    (AudioFormat.flac, SampleFormat.pcm16): "PCM_16",
+    (AudioFormat.flac, SampleFormat.pcm24): "PCM_24",
+}
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Samples as [channels, frames] float32 on the CPU, with their rate."""
+
+    wav: torch.Tensor
+    sample_rate: int
+
+    @property
+    def channels(self) -> int:
+        return int(self.wav.shape[0])
+
+    @property
+    def frames(self) -> int:
+        return int(self.wav.shape[-1])
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def read_audio(path: Path, *, field: str, max_bytes: int | None = None,
+               max_seconds: float | None = None) -> Audio:
+    """Read any file soundfile understands (wav, flac, ogg, mp3) as float32 [C, T]."""
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise RequestError(
+                ErrorCode.attachment_too_large,
+                f"{path.name} is {size} bytes; attachments may be at most {max_bytes} bytes.",
+                field=field,
+            )
+        info = sf.info(str(path))
+        if max_seconds is not None and info.duration > max_seconds:
+            raise RequestError(
+                ErrorCode.attachment_too_large,
+                f"{path.name} lasts {info.duration:.1f} s; attachments may last at most {max_seconds:g} s.",
+                field=field,
+            )
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise RequestError(
+            ErrorCode.unreadable_audio,
+            f"{path.name} is not an audio file that can be read (wav, flac, ogg or mp3): {exc}.",
+            field=field,
+        ) from exc
+    if data.shape[0] == 0:
+        raise RequestError(ErrorCode.unreadable_audio, f"{path.name} holds no audio.", field=field)
+    return Audio(torch.from_numpy(data.T.copy()), int(rate))
+
+
+def normalized(audio: Audio, strategy: Normalize) -> Audio:
+    """Apply AudioCraft's own normalisation, as its `audio_write` does."""
+    if strategy is Normalize.none:
+        return audio  # normalize_audio asserts |x| < 1 here; soundfile clips PCM itself
+    wav = normalize_audio(audio.wav, normalize=True, strategy=strategy.value,
+                          sample_rate=audio.sample_rate)
+    return Audio(wav, audio.sample_rate)
+
+
+def subtype_for(fmt: AudioFormat, sample_format: SampleFormat) -> str:
+    """The soundfile subtype, or a RequestError for pairs a container cannot hold."""
+    if fmt is AudioFormat.ogg:
+        return "VORBIS"
+    try:
+        return _SUBTYPES[(fmt, sample_format)]
+    except KeyError:
+        raise RequestError(
+            ErrorCode.invalid_request, f"{fmt.value} cannot hold {sample_format.value} samples.",
+            field="sample_format",
+        ) from None
+
+
+def write_temp_audio(audio: Audio, folder: Path, name: str, fmt: AudioFormat,
+                     sample_format: SampleFormat = SampleFormat.pcm16) -> Path:
+    """Write `audio` to a fsynced temporary file in `folder`; publish it with `files.link_no_clobber`."""
+    subtype = subtype_for(fmt, sample_format)
+    data = audio.wav.detach().to("cpu", torch.float32).numpy().T
+
+    def write(tmp: Path) -> None:
+        sf.write(str(tmp), data, audio.sample_rate, format=fmt.value.upper(), subtype=subtype)
+
+    return files.write_temp(folder, name, write)
+
+
+def write_audio(audio: Audio, dest: Path, fmt: AudioFormat,
+                sample_format: SampleFormat = SampleFormat.pcm16) -> Path:
+    """Write `audio` atomically to `dest`, or `dest-1`, ... if taken; returns the final path."""
+    tmp = write_temp_audio(audio, dest.parent, dest.name, fmt, sample_format)
+    for name in files.candidates(dest.stem, dest.suffix):
+        if files.link_no_clobber(tmp, dest.parent / name):
+            return dest.parent / name
+    raise AssertionError("unreachable")
