@@ -1,0 +1,158 @@
+"""One typed, frozen settings object: a TOML file, overridden by MUSICGEN_WATCHER_* variables."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .audio import AudioFormat, Normalize, SampleFormat
+from .errors import FatalError
+from .models import DEFAULT_ALLOWED, DEFAULT_MODEL
+from .requests import Limits
+
+CONFIG_ENV = "MUSICGEN_WATCHER_CONFIG"
+ENV_PREFIX = "MUSICGEN_WATCHER_"
+
+_Section = ConfigDict(extra="forbid", frozen=True)
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class WatchMode(StrEnum):
+    """How new files are noticed."""
+
+    #: inotify where it works, else polling
+    auto = "auto"
+    #: kernel events (local disks)
+    inotify = "inotify"
+    #: look every `poll_interval` (SMB/NFS shares, Docker Desktop bind mounts)
+    polling = "polling"
+
+
+class FoldersConfig(BaseModel):
+    model_config = _Section
+    root: Path = Path("data")
+    inbox: Path | None = None
+    processing: Path | None = None
+    outbox: Path | None = None
+    done: Path | None = None
+    failed: Path | None = None
+
+
+class WatchConfig(BaseModel):
+    model_config = _Section
+    mode: WatchMode = WatchMode.auto
+    poll_interval: Annotated[float, Field(gt=0)] = 1.0
+    stable_seconds: Seconds = 2.0
+    rescan_interval: Annotated[float, Field(gt=0)] = 30.0
+    attachment_wait: Seconds = 60.0
+
+
+class EngineConfig(BaseModel):
+    model_config = _Section
+    device: str = "auto"
+    default_model: str = DEFAULT_MODEL
+    allowed_models: tuple[str, ...] = DEFAULT_ALLOWED
+    model_dirs: tuple[Path, ...] = ()
+    max_duration: Annotated[float, Field(gt=0)] = 300.0
+    max_attempts: Annotated[int, Field(ge=1)] = 3
+    max_batch: Annotated[int, Field(ge=1)] = 4
+    preload: bool = True
+    max_skips: Annotated[int, Field(ge=0)] = 8
+    idle_unload: Seconds = 0.0
+    load_retry_max: Annotated[float, Field(gt=0)] = 300.0
+
+
+class OutputConfig(BaseModel):
+    model_config = _Section
+    format: AudioFormat = AudioFormat.wav
+    sample_format: SampleFormat = SampleFormat.pcm16
+    normalize: Normalize = Normalize.peak
+
+
+class DaemonConfig(BaseModel):
+    model_config = _Section
+    id: str = Field(default_factory=socket.gethostname, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    shutdown_grace: Seconds = 20.0
+    umask: Annotated[str, Field(pattern=r"^0?[0-7]{3}$")] = "022"
+    heartbeat_interval: Annotated[float, Field(gt=0)] = 5.0
+
+
+class LimitsConfig(BaseModel):
+    model_config = _Section
+    request_bytes: Annotated[int, Field(gt=0)] = 64 * 1024
+    prompt_chars: Annotated[int, Field(gt=0)] = 2000
+    json_depth: Annotated[int, Field(ge=2)] = 16
+    attachment_bytes: Annotated[int, Field(gt=0)] = 200 * 1024 * 1024
+    attachment_seconds: Annotated[float, Field(gt=0)] = 600.0
+
+
+class Settings(BaseSettings):
+    """Every key, with its default; `config.example.toml` documents each."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__",
+                                      extra="forbid", frozen=True)
+
+    folders: FoldersConfig = FoldersConfig()
+    watch: WatchConfig = WatchConfig()
+    engine: EngineConfig = EngineConfig()
+    output: OutputConfig = OutputConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    limits: LimitsConfig = LimitsConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def folder(self, name: str) -> Path:
+        """The path of `inbox`, `processing`, `outbox`, `done` or `failed`."""
+        own: Path | None = getattr(self.folders, name)
+        return own if own is not None else self.folders.root / name
+
+    @property
+    def request_limits(self) -> Limits:
+        return Limits(max_duration=self.engine.max_duration, request_bytes=self.limits.request_bytes,
+                      prompt_chars=self.limits.prompt_chars, json_depth=self.limits.json_depth)
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the TOML file (`--config`, else $MUSICGEN_WATCHER_CONFIG, else none) and the environment.
+
+    Raises FatalError with exit code 2, naming the key, for anything invalid.
+    """
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is not None and not path.is_file():
+        raise FatalError(f"config file {path} does not exist", exit_code=2)
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        return FromFile()
+    except tomllib.TOMLDecodeError as exc:
+        raise FatalError(f"config file {path} is not valid TOML: {exc}", exit_code=2) from None
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise FatalError(f"invalid config: unknown key {key}", exit_code=2) from None
+        raise FatalError(f"invalid config: {key}: {err['msg']} (got {err.get('input')!r})", exit_code=2) from None

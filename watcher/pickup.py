@@ -1,0 +1,193 @@
+"""Noticing complete request files in the inbox: inotify events, polling, and periodic rescans."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
+
+from .config import WatchConfig, WatchMode
+
+log = structlog.get_logger("watcher.pickup")
+
+_JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
+_JUNK_SUFFIXES = (".tmp", ".part", "~")
+
+
+def is_request_name(name: str) -> bool:
+    """Whether a file name in the inbox is a request: `*.json`, not hidden, temporary or system junk."""
+    lowered = name.lower()
+    return (
+        lowered.endswith(".json")
+        and not name.startswith((".", "._", "@"))
+        and lowered not in _JUNK_NAMES
+        and not lowered.endswith(_JUNK_SUFFIXES)
+    )
+
+
+@dataclass
+class _Seen:
+    size: int
+    mtime_ns: int
+    since: float
+    writing: bool = False
+    ready: bool = False
+
+
+class _Events(FileSystemEventHandler):
+    """Runs on the observer's thread: hands events over and wakes the main loop."""
+
+    def __init__(self, events: queue.SimpleQueue[FileSystemEvent], wake: threading.Event) -> None:
+        self.events = events
+        self.wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if not event.is_directory:
+            self.events.put(event)
+            self.wake.set()
+
+
+class Pickup:
+    """Tracks the inbox and says which requests are complete.
+
+    A request is complete on an inotify close-after-write or rename-in; otherwise (polling,
+    the startup scan, rescans) once its size and mtime held still for `stable_seconds`.
+    A zero-byte file never is.
+    """
+
+    def __init__(self, inbox: Path, config: WatchConfig, wake: threading.Event) -> None:
+        self.inbox = inbox
+        self.config = config
+        self.wake = wake
+        self._events: queue.SimpleQueue[FileSystemEvent] = queue.SimpleQueue()
+        self._seen: dict[str, _Seen] = {}
+        self._observer: BaseObserver | None = None
+        self._next_scan = 0.0
+        self.mode = WatchMode.polling
+
+    def start(self) -> None:
+        """Start watching; `auto` falls back to polling where inotify cannot start."""
+        if self.config.mode is not WatchMode.polling:
+            observer = InotifyObserver(generate_full_events=True)
+            observer.schedule(_Events(self._events, self.wake), str(self.inbox), recursive=False)
+            try:
+                observer.start()
+            except OSError as exc:
+                if self.config.mode is WatchMode.inotify:
+                    raise
+                log.warning("inotify_unavailable", error=str(exc), fallback="polling")
+            else:
+                self._observer = observer
+                self.mode = WatchMode.inotify
+        now = time.monotonic()
+        self._scan(now, startup=True)
+        polling = self.mode is WatchMode.polling
+        self._next_scan = now + (self.config.poll_interval if polling else self.config.rescan_interval)
+        log.info("watching", inbox=str(self.inbox), mode=self.mode.value)
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def ready(self) -> list[Path]:
+        """Drain events, scan when due, and return the complete request files."""
+        now = time.monotonic()
+        while True:
+            try:
+                self._on_event(self._events.get_nowait(), now)
+            except queue.Empty:
+                break
+        if now >= self._next_scan:
+            self._scan(now, startup=False)
+            polling = self.mode is WatchMode.polling
+            self._next_scan = now + (self.config.poll_interval if polling else self.config.rescan_interval)
+        else:
+            for name in self.pending():
+                self._observe(name, now)
+        return [self.inbox / name for name, seen in sorted(self._seen.items()) if seen.ready]
+
+    def pending(self) -> list[str]:
+        """Request names seen but not yet complete (still being written, or zero bytes)."""
+        return sorted(name for name, seen in self._seen.items() if not seen.ready)
+
+    def forget(self, name: str) -> None:
+        """Stop tracking a request that was claimed or vanished."""
+        self._seen.pop(name, None)
+
+    def next_deadline(self) -> float:
+        """Seconds until `ready` may have news without an event."""
+        wait = self._next_scan - time.monotonic()
+        if self.pending():
+            wait = min(wait, 0.25)
+        return max(0.0, wait)
+
+    def _on_event(self, event: FileSystemEvent, now: float) -> None:
+        src = Path(os.fsdecode(event.src_path))
+        if isinstance(event, FileMovedEvent):
+            if src.parent == self.inbox:
+                self.forget(src.name)
+            dest = Path(os.fsdecode(event.dest_path))
+            if dest.parent == self.inbox and is_request_name(dest.name):
+                self._observe(dest.name, now, complete=True)
+            return
+        if src.parent != self.inbox or not is_request_name(src.name):
+            return
+        if isinstance(event, FileDeletedEvent):
+            self.forget(src.name)
+        elif isinstance(event, FileClosedEvent):
+            self._observe(src.name, now, complete=True)
+        elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
+            self._observe(src.name, now, writing=True)
+
+    def _observe(self, name: str, now: float, *, complete: bool = False, writing: bool = False,
+                 startup: bool = False) -> None:
+        try:
+            stat = (self.inbox / name).stat()
+        except FileNotFoundError:
+            self.forget(name)
+            return
+        seen = self._seen.get(name)
+        if seen is None or (seen.size, seen.mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+            seen = _Seen(stat.st_size, stat.st_mtime_ns, now, writing=seen.writing if seen else False)
+            self._seen[name] = seen
+        if writing:
+            seen.writing, seen.ready = True, False
+        if complete:
+            seen.writing = False
+        held = now - seen.since
+        # A writer we saw open the file gets a close event; without one, wait out a rescan too.
+        needed = max(self.config.stable_seconds, self.config.rescan_interval) if seen.writing \
+            else self.config.stable_seconds
+        # At start, on a local disk, an mtime older than the window counts as having held still.
+        aged = startup and self.mode is WatchMode.inotify and \
+            time.time() - stat.st_mtime_ns / 1e9 >= self.config.stable_seconds
+        if stat.st_size > 0 and (complete or held >= needed or aged):
+            seen.ready = True
+
+    def _scan(self, now: float, *, startup: bool) -> None:
+        try:
+            names = {e.name for e in os.scandir(self.inbox) if is_request_name(e.name) and e.is_file()}
+        except FileNotFoundError:
+            names = set()
+        for gone in set(self._seen) - names:
+            self.forget(gone)
+        for name in names:
+            self._observe(name, now, startup=startup)

@@ -1,0 +1,201 @@
+"""The request contract: one pydantic model, and the parsing of a request file into it."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from .audio import AudioFormat, Normalize, SampleFormat
+from .engine import Sampling
+from .errors import ErrorCode, RequestError
+
+_SAMPLING = Sampling()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a request may ask for; the daemon's config fills these in."""
+
+    max_duration: float = 300.0
+    request_bytes: int = 64 * 1024
+    prompt_chars: int = 2000
+    json_depth: int = 16
+    name_chars: int = 200
+
+
+def check_name(value: str, *, limit: int = 200) -> str:
+    """A plain file name: no separators, no `..`, no control characters, not overlong."""
+    problem = None
+    if not value or value in (".", ".."):
+        problem = "is empty or a dot name"
+    elif "/" in value or "\\" in value:
+        problem = "contains a path separator"
+    elif ".." in value:
+        problem = "contains '..'"
+    elif any(unicodedata.category(ch) == "Cc" for ch in value):
+        problem = "contains a control character"
+    elif value.startswith("."):
+        problem = "is hidden (starts with a dot)"
+    elif len(value) > limit or len(value.encode()) > 240:
+        problem = f"is longer than {limit} characters"
+    if problem:
+        raise PydanticCustomError(ErrorCode.unsafe_name.value, "{name!r} is not a plain file name: it {problem}",
+                                  {"name": value[:80], "problem": problem})
+    return value
+
+
+def _limits(info: ValidationInfo) -> Limits:
+    return info.context if isinstance(info.context, Limits) else Limits()
+
+
+Loose = Field(strict=False)  # enums arrive as strings from JSON
+
+
+class Request(BaseModel):
+    """A request file's fields. Unknown fields are errors, so a typo is never ignored."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    prompt: str | None = Field(None, description="What to generate. Required unless `continuation` is given.")
+    model: str | None = Field(None, description="A model id or alias; default `engine.default_model`.")
+    duration: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        8.0, description="Seconds of audio, at most `engine.max_duration`. A continuation counts inside it.")
+    output: str | None = Field(
+        None, description="Base name of the output file, without extension; default the request's name.")
+    format: Annotated[AudioFormat | None, Loose] = Field(None, description="wav, flac or ogg; default `output.format`.")
+    sample_format: Annotated[SampleFormat | None, Loose] = Field(
+        None, description="pcm16, pcm24 or float (wav), pcm16 or pcm24 (flac); default `output.sample_format`.")
+    melody: str | None = Field(None, description="File name of an audio file in the inbox (melody models only).")
+    continuation: str | None = Field(None, description="File name of an audio file in the inbox to continue.")
+    seed: Annotated[int, Field(ge=0, lt=2**63)] | None = Field(None, description="Same seed, same audio.")
+    top_k: Annotated[int, Field(ge=0)] = _SAMPLING.top_k
+    top_p: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = _SAMPLING.top_p
+    temperature: Annotated[float, Field(gt=0, allow_inf_nan=False)] = _SAMPLING.temperature
+    cfg_coef: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _SAMPLING.cfg_coef
+    two_step_cfg: bool = _SAMPLING.two_step_cfg
+    extend_stride: Annotated[float, Field(gt=0, allow_inf_nan=False)] = _SAMPLING.extend_stride
+    normalize: Annotated[Normalize, Loose] = Field(Normalize.peak, description="peak, loudness, rms, clip or none.")
+    priority: int = Field(0, description="Higher goes first.")
+
+    @field_validator("output", "melody", "continuation")
+    @classmethod
+    def _plain_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else check_name(value, limit=_limits(info).name_chars)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_length(cls, value: str | None, info: ValidationInfo) -> str | None:
+        limit = _limits(info).prompt_chars
+        if value is not None and len(value) > limit:
+            raise PydanticCustomError(ErrorCode.prompt_too_long.value,
+                                      "The prompt has {n} characters; at most {limit} are allowed",
+                                      {"n": len(value), "limit": limit})
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_limit(cls, value: float, info: ValidationInfo) -> float:
+        limit = _limits(info).max_duration
+        if value > limit:
+            raise PydanticCustomError("less_than_equal", "Input should be less than or equal to {le}",
+                                      {"le": limit})
+        return value
+
+    @property
+    def sampling(self) -> Sampling:
+        """The sampling parameters for the engine."""
+        return Sampling(top_k=self.top_k, top_p=self.top_p, temperature=self.temperature,
+                        cfg_coef=self.cfg_coef, two_step_cfg=self.two_step_cfg,
+                        extend_stride=self.extend_stride)
+
+    @property
+    def attachments(self) -> tuple[str, ...]:
+        """Names of the inbox files this request reads."""
+        return tuple(name for name in (self.melody, self.continuation) if name is not None)
+
+
+def _error_from_validation(exc: ValidationError) -> RequestError:
+    err = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in err["loc"]) or None
+    if err["type"] == "extra_forbidden":
+        return RequestError(ErrorCode.invalid_request,
+                            f"Unknown field {field!r}; see `musicgen-watcher schema` for the valid ones.",
+                            field=field)
+    code = ErrorCode(err["type"]) if err["type"] in ErrorCode.__members__ else ErrorCode.invalid_request
+    value = err.get("input")
+    shown = "" if code is not ErrorCode.invalid_request or isinstance(value, dict) else f" (got {value!r:.60})"
+    return RequestError(code, f"Field {field!r}: {err['msg']}{shown}.", field=field)
+
+
+def validate_request(fields: dict[str, Any], limits: Limits = Limits()) -> Request:
+    """Validate already-decoded fields (and the rules across fields) into a Request."""
+    try:
+        request = Request.model_validate(fields, context=limits)
+    except ValidationError as exc:
+        raise _error_from_validation(exc) from None
+    if request.prompt is None and request.continuation is None:
+        raise RequestError(ErrorCode.invalid_request,
+                           "The request needs a 'prompt' (\"\" for none), or a 'continuation' to continue.",
+                           field="prompt")
+    if request.melody is not None and request.continuation is not None:
+        raise RequestError(ErrorCode.unsupported_mode,
+                           "A request can have a melody or a continuation, not both.", field="continuation")
+    return request
+
+
+def _depth(value: Any) -> int:
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [c for v in level if isinstance(v, (dict, list))
+                 for c in (v.values() if isinstance(v, dict) else v)]
+    return depth
+
+
+def decode_request(data: bytes, limits: Limits = Limits()) -> dict[str, Any]:
+    """Bytes of a request file -> its JSON object, or a RequestError saying what is wrong."""
+    if len(data) > limits.request_bytes:
+        raise RequestError(ErrorCode.request_too_large,
+                           f"The request file is {len(data)} bytes; at most {limits.request_bytes} are allowed.")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise RequestError(ErrorCode.invalid_json, "The file is UTF-16; save it as UTF-8.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(ErrorCode.invalid_json,
+                           f"The file is not valid UTF-8 (byte {exc.start}); save it as UTF-8.") from None
+    if not text.strip():
+        raise RequestError(ErrorCode.invalid_json, "The file is empty; it should hold a JSON object.")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(ErrorCode.invalid_json,
+                           f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
+    except RecursionError:
+        raise RequestError(ErrorCode.json_too_deep,
+                           f"The JSON nests deeper than {limits.json_depth} levels.") from None
+    if _depth(value) > limits.json_depth:
+        raise RequestError(ErrorCode.json_too_deep, f"The JSON nests deeper than {limits.json_depth} levels.")
+    if not isinstance(value, dict):
+        raise RequestError(ErrorCode.invalid_json,
+                           f"The file holds a JSON {type(value).__name__}; it should hold an object {{...}}.")
+    return value
+
+
+def parse_request(data: bytes, limits: Limits = Limits()) -> tuple[dict[str, Any], Request]:
+    """Bytes of a request file -> (the object as received, the validated Request)."""
+    fields = decode_request(data, limits)
+    return fields, validate_request(fields, limits)
+
+
+def request_schema() -> dict[str, Any]:
+    """The JSON Schema of a request file, from the pydantic model."""
+    schema = Request.model_json_schema()
+    schema["title"] = "musicgen-watcher request"
+    return schema
+
