@@ -3,53 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 import soundfile as sf
 import torch
-from audiocraft.data.audio_utils import normalize_audio
 
 from . import files
 from .errors import ErrorCode, RequestError
-
-
-class AudioFormat(StrEnum):
-    """Output containers."""
-
-    #: RIFF WAVE, PCM16 unless told otherwise
-    wav = "wav"
-    #: lossless FLAC
-    flac = "flac"
-    #: Ogg Vorbis
-    ogg = "ogg"
-
-
-class SampleFormat(StrEnum):
-    """Sample encodings for WAV (FLAC takes pcm16/pcm24; Ogg is always Vorbis)."""
-
-    #: 16-bit integer PCM
-    pcm16 = "pcm16"
-    #: 24-bit integer PCM
-    pcm24 = "pcm24"
-    #: 32-bit float
-    float = "float"
-
-
-class Normalize(StrEnum):
-    """Strategies of AudioCraft's `normalize_audio`, plus none."""
-
-    #: scale so the peak sits 1 dB below full scale (AudioCraft's default)
-    peak = "peak"
-    #: loudness to -14 LUFS (ITU-R BS.1770)
-    loudness = "loudness"
-    #: RMS with 18 dB headroom
-    rms = "rms"
-    #: clip at the peak headroom, no scaling
-    clip = "clip"
-    #: write the model's samples as they are
-    none = "none"
-
+from .options import AudioFormat, Normalize, SampleFormat
 
 _SUBTYPES = {
     (AudioFormat.wav, SampleFormat.pcm16): "PCM_16",
@@ -114,6 +75,9 @@ def normalized(audio: Audio, strategy: Normalize) -> Audio:
     """Apply AudioCraft's own normalisation, as its `audio_write` does."""
     if strategy is Normalize.none:
         return audio  # normalize_audio asserts |x| < 1 here; soundfile clips PCM itself
+    # Imported here: importing audiocraft costs seconds, which `validate` and `status` need not pay.
+    from audiocraft.data.audio_utils import normalize_audio
+
     wav = normalize_audio(audio.wav, normalize=True, strategy=strategy.value,
                           sample_rate=audio.sample_rate)
     return Audio(wav, audio.sample_rate)

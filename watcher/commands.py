@@ -1,26 +1,27 @@
-"""The subcommands behind `musicgen-watcher`, one function each."""
+"""The subcommands behind `musicgen-watcher`, one function each.
+
+The heavy imports (torch, audiocraft) happen inside the commands that need them, so
+`submit`, `status`, `schema` and `models` answer at once.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from . import files
-from .audio import AudioFormat, normalized, read_audio, write_audio
 from .cli import _request_fields, print_json
 from .config import Settings, load_settings
-from .engine import Engine, Job
 from .errors import ErrorCode, RequestError
 from .folders import FOLDER_NAMES, STATUS_SUFFIX
-from .models import ALIASES, CATALOG, DEFAULT_ALLOWED, DEFAULT_MODEL, resolve_model
+from .models import ALIASES, CATALOG, resolve_model
+from .options import AudioFormat
 from .pickup import is_request_name
 from .requests import Limits, decode_request, parse_request, request_schema, validate_request
 
@@ -28,69 +29,9 @@ log = structlog.get_logger("watcher.cli")
 
 
 def generate(args: argparse.Namespace) -> int:
-    """The original one-shot CLI: one prompt, one file, then exit."""
-    fields = _request_fields(args)
-    fields.setdefault("prompt", "")  # no prompt: unconditional generation
-    output: Path = args.output
-    if "format" not in fields and output.suffix.lower().lstrip(".") in AudioFormat.__members__:
-        fields["format"] = output.suffix.lower().lstrip(".")
-    for name in ("melody", "continuation"):  # the contract's plain names are inbox-relative
-        fields[name] = Path(fields[name]).name if name in fields else None
-    paths = {k: Path(getattr(args, k)) for k in ("melody", "continuation") if getattr(args, k)}
-    request = validate_request({k: v for k, v in fields.items() if v is not None}, Limits())
-    model = resolve_model(request.model or DEFAULT_MODEL, allowed=DEFAULT_ALLOWED, model_dirs=(Path("/"),))
-    if model.melody is False and request.melody:
-        raise RequestError(ErrorCode.unsupported_mode, f"{model.requested} does not take a melody; use a melody "
-                           "model such as facebook/musicgen-melody.", field="melody")
-    job = Job(prompt=request.prompt,
-              melody=read_audio(paths["melody"], field="melody") if "melody" in paths else None,
-              continuation=read_audio(paths["continuation"], field="continuation")
-              if "continuation" in paths else None)
-    fmt = request.format or AudioFormat.wav
-    dest = output if output.suffix.lower() == f".{fmt.value}" else output.with_name(f"{output.name}.{fmt.value}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    engine = Engine(args.device)
-    with _progress_bar() as progress:
-        generated = engine.generate(model, [job], duration=request.duration, sampling=request.sampling,
-                                    seed=request.seed, progress=progress)[0]
-    final = write_audio(normalized(generated.audio, request.normalize), dest, fmt,
-                        request.sample_format or _default_sample_format())
-    if final != dest:
-        log.warning("output_exists", requested=str(dest), written=str(final))
-    log.info("generated", output=str(final), model=generated.model, seed=generated.seed,
-             seconds=round(generated.generate_seconds, 2), device=generated.device)
-    print(final)
-    return 0
+    from .oneshot import generate as one_shot
 
-
-def _default_sample_format() -> Any:
-    from .audio import SampleFormat
-
-    return SampleFormat.pcm16
-
-
-class _progress_bar:
-    """A tqdm bar with the time left on a terminal; progress log events otherwise."""
-
-    def __enter__(self) -> Any:
-        self.tty = sys.stderr.isatty()
-        self.last = -1
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=1000, unit="‰", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-        return self.update
-
-    def update(self, value: float) -> None:
-        if self.tty:
-            self.bar.update(int(value * 1000) - self.bar.n)
-        elif int(value * 10) > self.last:
-            self.last = int(value * 10)
-            log.info("progress", progress=round(value, 2))
-
-    def __exit__(self, *exc: object) -> None:
-        if self.tty:
-            self.bar.close()
+    return one_shot(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,6 +74,8 @@ def validate(args: argparse.Namespace) -> int:
 
 def check_request_file(path: Path, settings: Settings) -> None:
     """The checks a request passes before generation: JSON, fields, model, attachments."""
+    from .audio import read_audio  # torch: only when there is a request to check
+
     _, request = parse_request(path.read_bytes(), settings.request_limits)
     model = resolve_model(request.model or settings.engine.default_model,
                           allowed=settings.engine.allowed_models, model_dirs=settings.engine.model_dirs)

@@ -17,9 +17,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .audio import AudioFormat, Normalize, SampleFormat
 from .errors import FatalError
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL
+from .options import AudioFormat, Normalize, SampleFormat
 from .requests import Limits
 
 CONFIG_ENV = "MUSICGEN_WATCHER_CONFIG"

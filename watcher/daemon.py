@@ -16,13 +16,14 @@ from typing import Any
 import structlog
 
 from . import files
-from .audio import Audio, AudioFormat, SampleFormat, normalized, read_audio, write_temp_audio
+from .audio import Audio, normalized, read_audio, write_temp_audio
 from .config import Settings
 from .engine import Engine, Generated, Job, Mode
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError, WatcherError
 from .faults import FaultPoint, Faults
 from .folders import Layout, write_json
 from .models import ResolvedModel, resolve_model
+from .options import AudioFormat, SampleFormat
 from .pickup import Pickup
 from .queue import Entry, plan_next
 from .requests import Request, decode_request, parse_request, validate_request

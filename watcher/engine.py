@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import random
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 from .audio import Audio
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError
 from .models import ResolvedModel
+from .options import Sampling
 
 #: called with the overall progress, 0..1, monotonic across extension windows
 ProgressCallback = Callable[[float], None]
@@ -37,18 +39,6 @@ class Mode(StrEnum):
     continuation = "continuation"
     #: neither text nor audio (`generate_unconditional`)
     unconditional = "unconditional"
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """Every argument of `set_generation_params` but duration, with AudioCraft's defaults."""
-
-    top_k: int = 250
-    top_p: float = 0.0
-    temperature: float = 1.0
-    cfg_coef: float = 3.0
-    two_step_cfg: bool = False
-    extend_stride: float = 18.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +195,7 @@ class Engine:
                               sampling.extend_stride, prompt_seconds)
         musicgen.set_custom_progress_callback(_StepCounter(steps, progress))
         torch.manual_seed(seed)  # seeds every device; AudioCraft has no seed argument
+        random.seed(seed)  # demucs (melody chroma) draws its time shift from Python's random
         started = time.perf_counter()
         try:
             wavs = cast(torch.Tensor, self._run(musicgen, mode, jobs))

@@ -10,9 +10,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from .audio import AudioFormat, Normalize, SampleFormat
-from .engine import Sampling
 from .errors import ErrorCode, RequestError
+from .options import AudioFormat, Normalize, SampleFormat, Sampling
 
 _SAMPLING = Sampling()
 
