@@ -1,0 +1,196 @@
+"""Shared fixtures: tiny random-weight stand-ins behind the real loading path, and the daemon.
+
+The stand-ins live where production code looks for real weights: a Hugging Face cache
+(HF_HOME, offline) and a torch hub folder (TORCH_HOME). huggingface_hub reads those variables
+when it is imported, so they are set here, before any test module imports audiocraft.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+STANDINS = Path(os.environ.get("MUSICGEN_WATCHER_TEST_STANDINS") or tempfile.mkdtemp(prefix="mgw-standins-"))
+STANDIN_ENV = {
+    "HF_HOME": str(STANDINS / "huggingface"),
+    "HF_HUB_CACHE": str(STANDINS / "huggingface" / "hub"),
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TORCH_HOME": str(STANDINS / "torch"),
+}
+os.environ.update(STANDIN_ENV)
+
+from watcher.standins import build_standins, standin_env  # noqa: E402
+
+SAMPLE_RATE = 32000
+
+
+@pytest.fixture(scope="session")
+def standins() -> Path:
+    """Build the tiny stand-ins once per session (about 14 MB, seconds)."""
+    assert standin_env(STANDINS) == STANDIN_ENV
+    if not (STANDINS / "huggingface" / "hub" / "models--facebook--musicgen-melody").is_dir():
+        build_standins(STANDINS)
+    return STANDINS
+
+
+def write_wav(path: Path, seconds: float, *, rate: int = SAMPLE_RATE, channels: int = 1) -> Path:
+    """A sine tone, as a user's hummed melody or a clip to continue."""
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * rate)) / rate
+    tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+    sf.write(str(path), np.stack([tone] * channels, axis=1), rate, format="WAV")
+    return path
+
+
+class DataRoot:
+    """A daemon's data root, with the questions a user asks of it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for name in ("inbox", "processing", "outbox", "done", "failed"):
+            setattr(self, name, root / name)
+        self.inbox.mkdir(parents=True, exist_ok=True)
+
+    inbox: Path
+    processing: Path
+    outbox: Path
+    done: Path
+    failed: Path
+
+    def drop(self, name: str, fields: dict[str, Any] | bytes | str) -> Path:
+        """Write a request the way a careful pipeline does: a hidden temporary, then a rename."""
+        if isinstance(fields, dict):
+            fields = json.dumps(fields)
+        data = fields.encode() if isinstance(fields, str) else fields
+        tmp = self.inbox / f".{name}.part"
+        tmp.write_bytes(data)
+        path = self.inbox / name
+        tmp.rename(path)
+        return path
+
+    def listing(self, folder: str) -> list[str]:
+        path = getattr(self, folder)
+        return sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+
+    def error(self, request_id: str) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads((self.failed / f"{request_id}.error.json").read_text())
+        return value
+
+    def sidecar(self, output: str) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads((self.outbox / f"{output}.json").read_text())
+        return value
+
+    def where(self, request_id: str) -> str:
+        """The one folder a request ended in."""
+        found = [f for f in ("inbox", "done", "failed") if (getattr(self, f) / f"{request_id}.json").exists()]
+        found += [f"processing/{p.parent.name}" for p in self.processing.glob(f"*/{request_id}.json")]
+        assert len(found) == 1, f"{request_id} is in {found}"
+        return found[0]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> DataRoot:
+    return DataRoot(tmp_path / "data")
+
+
+def config_file(data: DataRoot, **sections: dict[str, Any]) -> Path:
+    """A TOML config for tests: fast pickup, CPU, the data root under tmp."""
+    base: dict[str, dict[str, Any]] = {
+        "folders": {"root": str(data.root)},
+        "watch": {"stable_seconds": 0.3, "poll_interval": 0.1, "attachment_wait": 2},
+        "engine": {"device": "cpu"},
+        "daemon": {"id": "test", "shutdown_grace": 20, "heartbeat_interval": 0.5},
+    }
+    for name, values in sections.items():
+        base.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in base.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path = data.root.parent / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def daemon_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICGEN_WATCHER_")}
+    env.update(STANDIN_ENV, **extra)
+    return env
+
+
+def cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
+        **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run `python -m watcher ARGS` as a user would, with the stand-ins as the model cache."""
+    return subprocess.run([sys.executable, "-m", "watcher", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env or daemon_env(), **kwargs)
+
+
+@pytest.fixture
+def run_once(standins: Path, data: DataRoot) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`musicgen-watcher run --once` on `data`: runs until the inbox is drained, then returns."""
+
+    def run(extra_env: dict[str, str] | None = None, **sections: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        result = cli("run", "--once", "--config", str(config_file(data, **sections)),
+                     env=daemon_env(**(extra_env or {})))
+        assert result.returncode in (0, -9), result.stderr[-3000:]
+        return result
+
+    return run
+
+
+class Daemon:
+    """The daemon as a long-running subprocess, for watching, signals and crashes."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "watcher", "run", "--config", str(config)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log lines so far (only once the process has ended)."""
+        assert self.proc.stderr is not None
+        out = []
+        for line in self.proc.stderr.read().splitlines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def stop(self, sig: int = 15, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+@pytest.fixture
+def start_daemon(standins: Path, data: DataRoot) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
+
+    def start(extra_env: dict[str, str] | None = None, **sections: dict[str, Any]) -> Daemon:
+        daemon = Daemon(config_file(data, **sections), daemon_env(**(extra_env or {})))
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.proc.kill()
+            daemon.proc.wait()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
