@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,15 +11,7 @@ import torch
 
 from . import files
 from .errors import ErrorCode, RequestError
-from .options import AudioFormat, Normalize, SampleFormat
-
-_SUBTYPES = {
-    (AudioFormat.wav, SampleFormat.pcm16): "PCM_16",
-    (AudioFormat.wav, SampleFormat.pcm24): "PCM_24",
-    (AudioFormat.wav, SampleFormat.float): "FLOAT",
-    (AudioFormat.flac, SampleFormat.pcm16): "PCM_16",
-    (AudioFormat.flac, SampleFormat.pcm24): "PCM_24",
-}
+from .options import AudioFormat, Normalize, SampleFormat, subtype_for
 
 
 @dataclass(frozen=True)
@@ -83,29 +76,16 @@ def normalized(audio: Audio, strategy: Normalize) -> Audio:
     return Audio(wav, audio.sample_rate)
 
 
-def subtype_for(fmt: AudioFormat, sample_format: SampleFormat) -> str:
-    """The soundfile subtype, or a RequestError for pairs a container cannot hold."""
-    if fmt is AudioFormat.ogg:
-        return "VORBIS"
-    try:
-        return _SUBTYPES[(fmt, sample_format)]
-    except KeyError:
-        raise RequestError(
-            ErrorCode.invalid_request, f"{fmt.value} cannot hold {sample_format.value} samples.",
-            field="sample_format",
-        ) from None
-
-
 def write_temp_audio(audio: Audio, folder: Path, name: str, fmt: AudioFormat,
                      sample_format: SampleFormat = SampleFormat.pcm16) -> Path:
     """Write `audio` to a fsynced temporary file in `folder`; publish it with `files.link_no_clobber`."""
     subtype = subtype_for(fmt, sample_format)
     data = audio.wav.detach().to("cpu", torch.float32).numpy().T
-
-    def write(tmp: Path) -> None:
-        sf.write(str(tmp), data, audio.sample_rate, format=fmt.value.upper(), subtype=subtype)
-
-    return files.write_temp(folder, name, write)
+    # Encode in memory, then write with plain file I/O: libsndfile reports a full disk only as
+    # "System error", while Python raises OSError with its errno (ENOSPC, EACCES, EROFS).
+    encoded = io.BytesIO()
+    sf.write(encoded, data, audio.sample_rate, format=fmt.value.upper(), subtype=subtype)
+    return files.write_temp(folder, name, lambda tmp: tmp.write_bytes(encoded.getbuffer()))
 
 
 def write_audio(audio: Audio, dest: Path, fmt: AudioFormat,

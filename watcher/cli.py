@@ -17,7 +17,7 @@ from .errors import FatalError, WatcherError
 
 log = structlog.get_logger("watcher.cli")
 
-SUBCOMMANDS = ("generate", "run", "models", "schema", "validate", "submit", "status")
+SUBCOMMANDS = ("generate", "run", "models", "schema", "validate", "submit", "status", "health", "selftest")
 
 #: request fields settable from the command line: (option, type, help)
 _REQUEST_OPTIONS: tuple[tuple[str, type, str], ...] = (
@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="folder counts, the running request, the next in line")
     status.add_argument("--config", type=Path)
+
+    health = sub.add_parser("health", help="exit non-zero if the daemon's heartbeat is stale or a folder is unwritable")
+    health.add_argument("--config", type=Path)
     return parser
 
 
@@ -94,9 +97,21 @@ def _with_default_command(argv: list[str]) -> list[str]:
     return argv
 
 
+def drop_privileges() -> None:
+    """NAS-style `PUID`/`PGID`: when started as root, become that user before touching any file."""
+    if os.geteuid() != 0:
+        return
+    if os.environ.get("PGID"):
+        os.setgroups([])
+        os.setgid(int(os.environ["PGID"]))
+    if os.environ.get("PUID"):
+        os.setuid(int(os.environ["PUID"]))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .logs import configure
 
+    drop_privileges()
     args = build_parser().parse_args(_with_default_command(list(sys.argv[1:] if argv is None else argv)))
     configure(os.environ.get("MUSICGEN_WATCHER_LOG_LEVEL", "info"))
     if args.command is None:

@@ -19,7 +19,7 @@ from . import files
 from .cli import _request_fields, print_json
 from .config import Settings, load_settings
 from .errors import ErrorCode, RequestError
-from .folders import FOLDER_NAMES, STATUS_SUFFIX
+from .folders import FOLDER_NAMES, STATUS_SUFFIX, Layout, unwritable
 from .models import ALIASES, CATALOG, resolve_model
 from .options import AudioFormat
 from .pickup import is_request_name
@@ -109,6 +109,25 @@ def submit(args: argparse.Namespace) -> int:
             print(inbox / name)
             return 0
     raise AssertionError("unreachable")
+
+
+def health(args: argparse.Namespace) -> int:
+    """Exit 0 when the daemon's heartbeat is fresh and every folder is writable (Docker's HEALTHCHECK)."""
+    settings = load_settings(args.config)
+    layout = Layout.from_settings(settings)
+    problems = [f"{folder} is not writable: {why}" for folder in layout.folders if (why := unwritable(folder))]
+    try:
+        age = time.time() - layout.heartbeat.stat().st_mtime
+        limit = settings.daemon.heartbeat_timeout
+        if age > limit:
+            problems.append(f"the daemon's heartbeat is {age:.0f} s old (limit {limit:g} s)")
+    except FileNotFoundError:
+        problems.append(f"no heartbeat at {layout.heartbeat}: the daemon is not running")
+    for problem in problems:
+        print(f"unhealthy: {problem}")
+    if not problems:
+        print(f"healthy: daemon {settings.daemon.id}, heartbeat {age:.1f} s old")
+    return 1 if problems else 0
 
 
 def status(args: argparse.Namespace) -> int:

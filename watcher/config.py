@@ -23,6 +23,8 @@ from .options import AudioFormat, Normalize, SampleFormat
 from .requests import Limits
 
 CONFIG_ENV = "MUSICGEN_WATCHER_CONFIG"
+#: a config file used only if it exists (the Docker image points it at /config/config.toml)
+OPTIONAL_CONFIG_ENV = "MUSICGEN_WATCHER_CONFIG_OPTIONAL"
 ENV_PREFIX = "MUSICGEN_WATCHER_"
 
 _Section = ConfigDict(extra="forbid", frozen=True)
@@ -62,6 +64,7 @@ class WatchConfig(BaseModel):
 class EngineConfig(BaseModel):
     model_config = _Section
     device: str = "auto"
+    threads: Annotated[int, Field(ge=0)] = 0
     default_model: str = DEFAULT_MODEL
     allowed_models: tuple[str, ...] = DEFAULT_ALLOWED
     model_dirs: tuple[Path, ...] = ()
@@ -87,6 +90,7 @@ class DaemonConfig(BaseModel):
     shutdown_grace: Seconds = 20.0
     umask: Annotated[str, Field(pattern=r"^0?[0-7]{3}$")] = "022"
     heartbeat_interval: Annotated[float, Field(gt=0)] = 5.0
+    heartbeat_timeout: Annotated[float, Field(gt=0)] = 120.0
 
 
 class LimitsConfig(BaseModel):
@@ -136,18 +140,26 @@ class Settings(BaseSettings):
 def load_settings(path: Path | None = None) -> Settings:
     """Read the TOML file (`--config`, else $MUSICGEN_WATCHER_CONFIG, else none) and the environment.
 
+    The NAS-style `UMASK` variable is honoured as `daemon.umask` unless that is set explicitly.
+
     Raises FatalError with exit code 2, naming the key, for anything invalid.
     """
     if path is None and os.environ.get(CONFIG_ENV):
         path = Path(os.environ[CONFIG_ENV])
+    if path is None and os.environ.get(OPTIONAL_CONFIG_ENV):
+        optional = Path(os.environ[OPTIONAL_CONFIG_ENV])
+        path = optional if optional.is_file() else None
     if path is not None and not path.is_file():
         raise FatalError(f"config file {path} does not exist", exit_code=2)
 
     class FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=path)
 
+    overrides: dict[str, object] = {}
+    if os.environ.get("UMASK") and not os.environ.get(f"{ENV_PREFIX}DAEMON__UMASK"):
+        overrides["daemon"] = {"umask": os.environ["UMASK"]}
     try:
-        return FromFile()
+        settings = FromFile.model_validate(overrides)
     except tomllib.TOMLDecodeError as exc:
         raise FatalError(f"config file {path} is not valid TOML: {exc}", exit_code=2) from None
     except ValidationError as exc:
@@ -156,3 +168,4 @@ def load_settings(path: Path | None = None) -> Settings:
         if err["type"] == "extra_forbidden":
             raise FatalError(f"invalid config: unknown key {key}", exit_code=2) from None
         raise FatalError(f"invalid config: {key}: {err['msg']} (got {err.get('input')!r})", exit_code=2) from None
+    return settings

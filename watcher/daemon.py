@@ -78,9 +78,8 @@ class Daemon:
     def __init__(self, settings: Settings, *, once: bool = False, engine: Engine | None = None) -> None:
         self.settings = settings
         self.once = once
-        self.layout = Layout(settings.folder("inbox"), settings.folder("processing"), settings.folder("outbox"),
-                             settings.folder("done"), settings.folder("failed"), settings.daemon.id)
-        self.engine = engine or Engine(settings.engine.device)
+        self.layout = Layout.from_settings(settings)
+        self.engine = engine or Engine(settings.engine.device, threads=settings.engine.threads)
         self.wake = threading.Event()
         self.pickup = Pickup(self.layout.inbox, settings.watch, self.wake)
         self.faults = Faults.from_env()
@@ -160,7 +159,7 @@ class Daemon:
             self._last_heartbeat = now
             beat = {"daemon": self.layout.daemon_id, "pid": os.getpid(), "at": now_iso(),
                     "model": self.engine.resident}
-            files.replace_atomic(self.layout.claimed / ".heartbeat", json.dumps(beat).encode())
+            files.replace_atomic(self.layout.heartbeat, json.dumps(beat).encode())
 
     # -- recovery -----------------------------------------------------------------------------
 
@@ -290,7 +289,14 @@ class Daemon:
                 for work in group:
                     self._put_back(work)
                 continue
-            self._generate(group)
+            try:
+                self._generate(group)
+            except Exception as exc:  # a bug must cost one request, not the daemon
+                log.exception("internal_error", request_ids=[w.request_id for w in group])
+                for work in group:
+                    if work.claimed.exists():
+                        self._fail(work, RequestError(ErrorCode.generation_failed,
+                                                      f"Internal error: {type(exc).__name__}: {exc}"))
 
     def _prepare(self, work: Work) -> None:
         """Read and validate the claimed file, resolve its model, read its attachments."""
@@ -378,6 +384,9 @@ class Daemon:
         try:
             audio = normalized(generated.audio, request.normalize)
             tmp = write_temp_audio(audio, self.layout.outbox, f"{stem}.{fmt}", fmt, sample_format)
+        except RequestError as exc:  # a sample format the container cannot hold
+            self._fail(work, exc)
+            return
         except OSError as exc:
             self._fail(work, self._output_error(exc))
             return
@@ -493,8 +502,12 @@ class Daemon:
         log.info("put_back", request_id=work.request_id, to=str(final))
 
     def _drained(self) -> bool:
-        """Nothing held, nothing ready, and nothing on its way but empty files."""
-        if self.held or self._eligible():
+        """Nothing held, nothing ready, and nothing on its way but empty files.
+
+        Requests held for a retry (the model could not be fetched) count as drained once tried:
+        `--once` puts them back in the inbox for the next run rather than wait.
+        """
+        if any(w.claimed.name not in self.retry_at for w in self.held) or self._eligible():
             return False
         pending = [self.layout.inbox / name for name in self.pickup.pending()]
         waiting = [p for p in pending if p.exists() and p.stat().st_size > 0]

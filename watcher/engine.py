@@ -103,8 +103,10 @@ def planned_steps(duration: float, max_duration: float, frame_rate: float, strid
 class Engine:
     """Holds at most one MusicGen model on one device and runs batches on it."""
 
-    def __init__(self, device: str = "auto") -> None:
+    def __init__(self, device: str = "auto", *, threads: int = 0) -> None:
         self.device = pick_device(device)
+        if threads:
+            torch.set_num_threads(threads)  # several daemons on one CPU host: they crawl fighting over cores
         self._model: MusicGen | None = None
         self._name: str | None = None
         self.loads = 0

@@ -12,10 +12,13 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import files
 from .errors import FatalError
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 FOLDER_NAMES = ("inbox", "processing", "outbox", "done", "failed")
 STATUS_SUFFIX = ".status.json"
@@ -32,19 +35,34 @@ class Layout:
     failed: Path
     daemon_id: str
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Layout:
+        return cls(settings.folder("inbox"), settings.folder("processing"), settings.folder("outbox"),
+                   settings.folder("done"), settings.folder("failed"), settings.daemon.id)
+
+    @property
+    def heartbeat(self) -> Path:
+        """Refreshed by the running daemon; `musicgen-watcher health` reads its age."""
+        return self.claimed / ".heartbeat"
+
     @property
     def claimed(self) -> Path:
         return self.processing / self.daemon_id
 
+    @property
+    def folders(self) -> tuple[Path, ...]:
+        return (self.inbox, self.processing, self.outbox, self.done, self.failed, self.claimed)
+
     def create(self) -> None:
         """Create every folder, or raise FatalError naming the one that cannot be."""
-        for folder in (self.inbox, self.processing, self.outbox, self.done, self.failed, self.claimed):
+        for folder in self.folders:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                probe = files.write_temp(folder, "probe", lambda p: p.write_bytes(b""))
-                probe.unlink()
             except OSError as exc:
-                raise FatalError(f"folder {folder} cannot be created or written: {exc.strerror}") from None
+                raise FatalError(f"folder {folder} cannot be created: {exc.strerror}") from None
+            problem = unwritable(folder)
+            if problem:
+                raise FatalError(f"folder {folder} cannot be written: {problem}")
 
     # -- a claimed request and its bookkeeping, all hidden beside it ------------------------
 
@@ -132,6 +150,15 @@ class Layout:
         final = files.move_no_clobber(claimed, self.inbox, suffix_from=".json")
         self.forget(claimed)
         return final
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why a file cannot be created in `folder`, or None when it can."""
+    try:
+        files.write_temp(folder, "probe", lambda p: p.write_bytes(b"")).unlink()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _bookkeeping_owner(name: str) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .errors import ErrorCode, RequestError
+
 
 class AudioFormat(StrEnum):
     """Output containers."""
@@ -44,6 +46,28 @@ class Normalize(StrEnum):
     clip = "clip"
     #: write the model's samples as they are
     none = "none"
+
+
+_SUBTYPES = {
+    (AudioFormat.wav, SampleFormat.pcm16): "PCM_16",
+    (AudioFormat.wav, SampleFormat.pcm24): "PCM_24",
+    (AudioFormat.wav, SampleFormat.float): "FLOAT",
+    (AudioFormat.flac, SampleFormat.pcm16): "PCM_16",
+    (AudioFormat.flac, SampleFormat.pcm24): "PCM_24",
+}
+
+
+def subtype_for(fmt: AudioFormat, sample_format: SampleFormat) -> str:
+    """The soundfile subtype, or a RequestError for pairs a container cannot hold (Ogg is always Vorbis)."""
+    if fmt is AudioFormat.ogg:
+        return "VORBIS"
+    try:
+        return _SUBTYPES[(fmt, sample_format)]
+    except KeyError:
+        raise RequestError(
+            ErrorCode.invalid_request, f"{fmt.value} cannot hold {sample_format.value} samples.",
+            field="sample_format",
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from .errors import ErrorCode, RequestError
-from .options import AudioFormat, Normalize, SampleFormat, Sampling
+from .options import AudioFormat, Normalize, SampleFormat, Sampling, subtype_for
 
 _SAMPLING = Sampling()
 
@@ -141,6 +141,11 @@ def validate_request(fields: dict[str, Any], limits: Limits = Limits()) -> Reque
         raise RequestError(ErrorCode.invalid_request,
                            "The request needs a 'prompt' (\"\" for none), or a 'continuation' to continue.",
                            field="prompt")
+    if request.format is not None and request.sample_format is not None:
+        if request.format is AudioFormat.ogg:
+            raise RequestError(ErrorCode.invalid_request, "Ogg files are always Vorbis; leave sample_format out.",
+                               field="sample_format")
+        subtype_for(request.format, request.sample_format)
     if request.melody is not None and request.continuation is not None:
         raise RequestError(ErrorCode.unsupported_mode,
                            "A request can have a melody or a continuation, not both.", field="continuation")
