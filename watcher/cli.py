@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     health = sub.add_parser("health", help="exit non-zero if the daemon's heartbeat is stale or a folder is unwritable")
     health.add_argument("--config", type=Path)
+
+    selftest = sub.add_parser("selftest", help="prove the install: stand-in models, one request, no downloads")
+    selftest.add_argument("--config", type=Path, help="only engine.device is read from it")
     return parser
 
 

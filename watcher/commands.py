@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import structlog
@@ -21,7 +24,6 @@ from .config import Settings, load_settings
 from .errors import ErrorCode, RequestError
 from .folders import FOLDER_NAMES, STATUS_SUFFIX, Layout, unwritable
 from .models import ALIASES, CATALOG, resolve_model
-from .options import AudioFormat
 from .pickup import is_request_name
 from .requests import Limits, decode_request, parse_request, request_schema, validate_request
 
@@ -130,11 +132,61 @@ def health(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def selftest(args: argparse.Namespace) -> int:
+    """Prove an install without downloading anything: stand-in models, one request, the real daemon path."""
+    import soundfile as sf
+
+    from .standins import SAMPLE_RATE, build_standins, standin_env
+
+    device = load_settings(args.config).engine.device
+    with tempfile.TemporaryDirectory(prefix="musicgen-watcher-selftest-") as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        build_standins(root / "models", models=("facebook/musicgen-small",))
+        built = time.perf_counter() - started
+        config = root / "config.toml"
+        config.write_text(f'[folders]\nroot = "{root / "data"}"\n[engine]\ndevice = "{device}"\n'
+                          '[daemon]\nid = "selftest"\n[watch]\nstable_seconds = 0.1\n')
+        inbox = root / "data" / "inbox"
+        inbox.mkdir(parents=True)
+        (inbox / "selftest.json").write_text(json.dumps({"prompt": "selftest", "duration": 1, "seed": 1}))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICGEN_WATCHER_")}
+        env.update(standin_env(root / "models"))
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)],
+                                env=env, capture_output=True, text=True, check=False)
+        ran = time.perf_counter() - started
+        audio, sidecar_path = root / "data" / "outbox" / "selftest.wav", root / "data" / "outbox" / "selftest.json"
+        problems = []
+        if result.returncode != 0:
+            problems.append(f"the daemon exited {result.returncode}: {result.stderr.strip()[-2000:]}")
+        elif not (root / "data" / "done" / "selftest.json").exists() or not sidecar_path.exists():
+            failed = list((root / "data" / "failed").glob("*.error.json"))
+            problems.append("the request did not end in done/: "
+                            + (failed[0].read_text() if failed else result.stderr.strip()[-2000:]))
+        else:
+            info = sf.info(str(audio))
+            if (info.samplerate, info.channels) != (SAMPLE_RATE, 1) or abs(info.frames - SAMPLE_RATE) > 640:
+                problems.append(f"the WAV is {info.samplerate} Hz x {info.channels} ch x {info.frames} frames")
+        for problem in problems:
+            print(f"selftest FAILED: {problem}")
+        if problems:
+            return 1
+        sidecar = json.loads(sidecar_path.read_text())
+        print("selftest passed: one request went inbox -> processing -> outbox -> done")
+        for key, value in (("device", sidecar["device"]), ("dtype", sidecar["dtype"]),
+                           *sidecar["versions"].items(), ("build stand-ins s", f"{built:.1f}"),
+                           ("daemon run s", f"{ran:.1f}"), ("model load s", sidecar["timings"]["load_seconds"]),
+                           ("generate s", sidecar["timings"]["generate_seconds"])):
+            print(f"  {key:18} {value}")
+    return 0
+
+
 def status(args: argparse.Namespace) -> int:
     """Counts per folder, what is running, and what is next."""
     settings = load_settings(args.config)
     folders = {name: settings.folder(name) for name in FOLDER_NAMES}
-    counts = Counter({name: _count(folder, name) for name, folder in folders.items()})
+    counts = Layout.from_settings(settings).depths()
     print("folders:")
     for name in FOLDER_NAMES:
         print(f"  {name:10} {counts[name]:6}  {folders[name]}")
@@ -152,16 +204,6 @@ def status(args: argparse.Namespace) -> int:
     for priority, name in upcoming[:5]:
         print(f"  {name}  priority {priority}")
     return 0
-
-
-def _count(folder: Path, name: str) -> int:
-    if not folder.is_dir():
-        return 0
-    if name == "processing":
-        return sum(1 for p in folder.glob("*/*.json") if not p.name.endswith(STATUS_SUFFIX))
-    if name == "outbox":
-        return sum(1 for p in folder.iterdir() if p.suffix in {f".{f.value}" for f in AudioFormat})
-    return sum(1 for p in folder.iterdir() if is_request_name(p.name) and not p.name.endswith(".error.json"))
 
 
 def _next_in_line(inbox: Path, settings: Settings) -> list[tuple[int, str]]:

@@ -102,6 +102,20 @@ class LimitsConfig(BaseModel):
     attachment_seconds: Annotated[float, Field(gt=0)] = 600.0
 
 
+class MetricsConfig(BaseModel):
+    model_config = _Section
+    port: Annotated[int, Field(ge=0, le=65535)] = 0
+    address: str = "0.0.0.0"
+    textfile: Path | None = None
+
+
+class HooksConfig(BaseModel):
+    model_config = _Section
+    on_done: str | None = None
+    on_failed: str | None = None
+    timeout: Annotated[float, Field(gt=0)] = 60.0
+
+
 class Settings(BaseSettings):
     """Every key, with its default; `config.example.toml` documents each."""
 
@@ -114,6 +128,8 @@ class Settings(BaseSettings):
     output: OutputConfig = OutputConfig()
     daemon: DaemonConfig = DaemonConfig()
     limits: LimitsConfig = LimitsConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    hooks: HooksConfig = HooksConfig()
 
     @classmethod
     def settings_customise_sources(

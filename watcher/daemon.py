@@ -22,6 +22,8 @@ from .engine import Engine, Generated, Job, Mode
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError, WatcherError
 from .faults import FaultPoint, Faults
 from .folders import Layout, write_json
+from .hooks import run_hook
+from .metrics import Metrics
 from .models import ResolvedModel, resolve_model
 from .options import AudioFormat, SampleFormat
 from .pickup import Pickup
@@ -94,6 +96,7 @@ class Daemon:
         self.stop_deadline = float("inf")
         self.last_active = time.monotonic()
         self._last_heartbeat = 0.0
+        self.metrics = Metrics(settings.metrics)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -101,6 +104,8 @@ class Daemon:
         """Serve until a signal (exit 0) or, with `once`, until drained."""
         os.umask(int(self.settings.daemon.umask, 8))
         self.layout.create()
+        lock = self.layout.lock()
+        self.metrics.start()
         self._install_signals()
         self._recover()
         self.pickup.start()
@@ -121,6 +126,7 @@ class Daemon:
             self.pickup.stop()
         for work in self.held:
             self._put_back(work)
+        os.close(lock)
         log.info("stopped", daemon=self.layout.daemon_id)
         return 0
 
@@ -142,6 +148,7 @@ class Daemon:
         try:
             model = self._resolve(self.settings.engine.default_model)
             seconds = self.engine.load(model)
+            self.metrics.observe_engine(self.engine.resident, self.engine.loads)
             log.info("model_loaded", model=model.name, seconds=round(seconds, 3), device=self.engine.device)
         except WatcherError as exc:
             log.warning("preload_failed", model=self.settings.engine.default_model, error_code=exc.code.value,
@@ -152,6 +159,7 @@ class Daemon:
         if idle and self.engine.resident and time.monotonic() - self.last_active > idle:
             log.info("model_unloaded", model=self.engine.resident, idle_seconds=idle)
             self.engine.unload()
+            self.metrics.observe_engine(self.engine.resident, self.engine.loads)
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -160,6 +168,7 @@ class Daemon:
             beat = {"daemon": self.layout.daemon_id, "pid": os.getpid(), "at": now_iso(),
                     "model": self.engine.resident}
             files.replace_atomic(self.layout.heartbeat, json.dumps(beat).encode())
+            self.metrics.export(self.layout.depths())
 
     # -- recovery -----------------------------------------------------------------------------
 
@@ -370,6 +379,10 @@ class Daemon:
             else:
                 self._fail(works[0], exc)
             return
+        finally:
+            self.metrics.observe_engine(self.engine.resident, self.engine.loads)
+        self.metrics.generation_seconds.observe(outputs[0].generate_seconds)
+        self.metrics.batch_size.observe(len(works))
         for work, generated in zip(works, outputs, strict=True):
             self._publish(work, generated, started_at)
 
@@ -436,6 +449,11 @@ class Daemon:
         log.info("finished", request_id=work.request_id, audio=journal["audio"], model=content["model"],
                  seconds=content["timings"]["generate_seconds"], batch_size=content["batch_size"])
         log.info("moved", request_id=work.request_id, to=str(final))
+        self.metrics.requests.labels("done", "").inc()
+        self.metrics.audio_seconds.inc(content["duration_seconds"])
+        run_hook(self.settings.hooks, "done", work.request_id, {
+            "request": final, "audio": self.layout.outbox / journal["audio"],
+            "sidecar": self.layout.outbox / journal["sidecar"]})
 
     @staticmethod
     def _output_error(exc: OSError) -> RequestError:
@@ -472,13 +490,15 @@ class Daemon:
                     field=error.field)
         try:
             base = files.free_stem(self.layout.failed, work.request_id, (".json", ".error.json"))
-            write_json(self.layout.failed, f"{base}.error.json", error_sidecar(work.request_id, error))
+            error_file = write_json(self.layout.failed, f"{base}.error.json", error_sidecar(work.request_id, error))
             final = self.layout.finish(work.claimed, self.layout.failed, self._attachments(work),
                                        self._still_needed(work))
         except OSError as exc:
             self._hold(work, TransientError(ErrorCode.output_failed, f"Could not move to failed/: {exc}."))
             return
         log.info("moved", request_id=work.request_id, to=str(final))
+        self.metrics.requests.labels("failed", error.code.value).inc()
+        run_hook(self.settings.hooks, "failed", work.request_id, {"request": final, "error": error_file})
 
     def _hold(self, work: Work, error: TransientError) -> None:
         """Keep a claimed request in line and retry it later, with a growing pause."""

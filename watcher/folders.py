@@ -7,6 +7,7 @@ work while others on the same share keep theirs.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import files
 from .errors import FatalError
+from .options import AudioFormat
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -52,6 +54,21 @@ class Layout:
     @property
     def folders(self) -> tuple[Path, ...]:
         return (self.inbox, self.processing, self.outbox, self.done, self.failed, self.claimed)
+
+    def depths(self) -> dict[str, int]:
+        """Requests in each folder (outbox: audio files), as `status` and the metrics show them."""
+        return {name: _count(getattr(self, name), name) for name in FOLDER_NAMES}
+
+    def lock(self) -> int:
+        """Hold `processing/<id>/.lock` for the daemon's life: one daemon per id, even on a share."""
+        fd = os.open(self.claimed / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FatalError(f"another daemon with id {self.daemon_id!r} is running on {self.processing}; "
+                             "give each daemon its own daemon.id") from None
+        return fd
 
     def create(self) -> None:
         """Create every folder, or raise FatalError naming the one that cannot be."""
@@ -150,6 +167,17 @@ class Layout:
         final = files.move_no_clobber(claimed, self.inbox, suffix_from=".json")
         self.forget(claimed)
         return final
+
+
+def _count(folder: Path, name: str) -> int:
+    if not folder.is_dir():
+        return 0
+    if name == "processing":
+        return sum(1 for p in folder.glob("*/*.json") if not p.name.endswith(STATUS_SUFFIX))
+    if name == "outbox":
+        return sum(1 for p in folder.iterdir() if p.suffix.lstrip(".") in AudioFormat.__members__)
+    return sum(1 for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")
+               and not p.name.endswith(".error.json"))
 
 
 def unwritable(folder: Path) -> str | None:

@@ -1,0 +1,85 @@
+"""Operations: health, metrics, hooks, selftest, one daemon per id, residency and idle unload."""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.conftest import DataRoot, cli, config_file, wait_for
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample line, e.g. `musicgen_watcher_requests_total{error_code="",outcome="done"}`."""
+    for line in text.splitlines():
+        if line.startswith(name + " ") or (line.startswith(name + "{") and line.split(" ")[0] == name):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in metrics:\n{text}")
+
+
+def test_health_metrics_and_hooks_on_a_running_daemon(data: DataRoot, start_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = config_file(data)
+    assert cli("health", "--config", str(config)).returncode == 1  # no daemon yet
+    hook_log = tmp_path / "hooks.log"
+    hook = f"{sys.executable} -c \"import os; open({str(hook_log)!r}, 'a').write(" \
+           f"os.environ['MUSICGEN_WATCHER_STATUS'] + ' ' + os.environ['MUSICGEN_WATCHER_REQUEST_ID'] + ' ' + " \
+           f"os.environ.get('MUSICGEN_WATCHER_AUDIO', os.environ.get('MUSICGEN_WATCHER_ERROR', '')) + '\\\\n')\""
+    textfile = tmp_path / "musicgen.prom"
+    daemon = start_daemon(metrics={"port": 19417, "address": "127.0.0.1", "textfile": str(textfile)},
+                          hooks={"on_done": hook, "on_failed": "/nonexistent/hook"})
+    data.drop("ok.json", {"prompt": "x", "duration": 0.4})
+    data.drop("bad.json", {"prompt": "x", "durration": 1})
+    wait_for(lambda: (data.done / "ok.json").exists() and (data.failed / "bad.json").exists(), what="both ends")
+    wait_for(lambda: hook_log.exists(), what="the on_done hook")
+    healthy = cli("health", "--config", str(config))
+    assert healthy.returncode == 0 and healthy.stdout.startswith("healthy"), healthy.stdout
+    served = urllib.request.urlopen("http://127.0.0.1:19417/metrics", timeout=10).read().decode()
+    assert metric(served, 'musicgen_watcher_requests_total{error_code="",outcome="done"}') == 1
+    assert metric(served, 'musicgen_watcher_requests_total{error_code="invalid_request",outcome="failed"}') == 1
+    assert metric(served, "musicgen_watcher_audio_seconds_total") == 0.4
+    assert metric(served, 'musicgen_watcher_model_resident{model="facebook/musicgen-small"}') == 1
+    assert metric(served, 'musicgen_watcher_model_loads_total{model="facebook/musicgen-small"}') == 1
+    assert metric(served, "musicgen_watcher_batch_size_count") == 1
+    wait_for(lambda: textfile.exists() and "queue_depth" in textfile.read_text(), what="the textfile")
+    assert metric(textfile.read_text(), 'musicgen_watcher_queue_depth{folder="done"}') == 1
+    assert daemon.stop() == 0
+    assert hook_log.read_text() == f"done ok {data.outbox / 'ok.wav'}\n"
+    events = daemon.events()
+    assert any(e["event"] == "hook_failed" and e["request_id"] == "bad" for e in events)  # logged, not fatal
+    (data.processing / "test" / ".heartbeat").unlink()
+    assert "not running" in cli("health", "--config", str(config)).stdout
+
+
+def test_one_daemon_per_id(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    first = start_daemon()
+    wait_for(lambda: (data.processing / "test" / ".heartbeat").exists(), what="first daemon")
+    second = cli("run", "--config", str(config_file(data)))
+    assert second.returncode == 1
+    assert "another daemon with id 'test' is running" in second.stderr
+    assert first.stop() == 0
+
+
+def test_resident_model_is_preferred_and_unloaded_when_idle(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+    for i in range(6):
+        data.drop(f"m{i}.json", {"prompt": "x", "duration": 0.1, "priority": 1,
+                                 "model": "facebook/musicgen-stereo-small" if i % 2 else "facebook/musicgen-small"})
+    daemon = start_daemon(engine={"max_batch": 1, "idle_unload": 1})
+    wait_for(lambda: len(data.listing("done")) == 6, what="all six")
+    wait_for(lambda: False if daemon.proc.poll() else _unloaded(data), timeout=30, what="idle unload")
+    assert daemon.stop() == 0
+    events = daemon.events()
+    loads = [json.loads((data.outbox / f"m{i}.json").read_text())["timings"]["load_seconds"] > 0 for i in range(6)]
+    assert sum(loads) == 1  # preloaded small, then one swap to stereo: not a reload per request
+    assert any(e["event"] == "model_unloaded" for e in events)
+
+
+def _unloaded(data: DataRoot) -> bool:
+    beat = json.loads((data.processing / "test" / ".heartbeat").read_text())
+    return beat["model"] is None
+
+
+def test_selftest(standins: Path) -> None:
+    result = cli("selftest")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "selftest passed" in result.stdout and "device             cpu" in result.stdout
