@@ -48,8 +48,6 @@ class ErrorCode(StrEnum):
     output_failed = "output_failed"
     #: the daemon died `engine.max_attempts` times while running this request
     crashed_repeatedly = "crashed_repeatedly"
-    #: the daemon was stopped before the request finished; it goes back to the inbox
-    interrupted = "interrupted"
 
 
 class WatcherError(Exception):
