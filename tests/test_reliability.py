@@ -59,7 +59,7 @@ def test_kill_at_every_point_then_recover(data: DataRoot, standins: Path) -> Non
         assert (info.samplerate, info.frames) == (SAMPLE_RATE, SAMPLE_RATE // 2)
     assert sorted(p.name for p in data.outbox.iterdir()) == sorted(f"{n}.{e}" for n in names for e in ("wav", "json"))
     assert user_visible_leftovers(data) == []
-    assert [p.name for p in (data.processing / "test").iterdir()] == [".heartbeat"]
+    assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]
 
 
 def test_a_poison_request_is_set_aside(data: DataRoot, standins: Path) -> None:
@@ -102,7 +102,7 @@ def test_grace_runs_out_and_the_request_goes_back_untouched(data: DataRoot, star
     assert data.where("long") == "inbox"
     assert (data.inbox / "long.json").read_bytes() == body
     assert data.listing("outbox") == [] and user_visible_leftovers(data) == []
-    assert [p.name for p in (data.processing / "test").iterdir()] == [".heartbeat"]
+    assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]
 
 
 def test_second_signal_stops_at_once(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]

@@ -16,19 +16,20 @@ from typing import Any
 import structlog
 
 from . import files
-from .audio import Audio, normalized, read_audio, write_temp_audio
+from .audio import Audio, normalized, read_audio
 from .config import Settings
-from .engine import Engine, Generated, Job, Mode
+from .engine import Engine, Generated, Job
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError, WatcherError
 from .faults import FaultPoint, Faults
 from .folders import Layout, write_json
 from .hooks import run_hook
+from .lineup import Lineup
 from .metrics import Metrics
 from .models import ResolvedModel, resolve_model
-from .options import AudioFormat, SampleFormat
 from .pickup import Pickup
-from .queue import Entry, plan_next
-from .requests import Request, decode_request, parse_request, validate_request
+from .publish import Publisher
+from .queue import Entry, batch_key, plan_next
+from .requests import Request, attachments_of, decode_request, parse_request
 from .results import done_sidecar, error_sidecar, now_iso
 
 log = structlog.get_logger("watcher.daemon")
@@ -56,22 +57,7 @@ class Work:
 
     @property
     def attachments(self) -> tuple[str, ...]:
-        return self.request.attachments if self.request else _attachments_of(self.received)
-
-
-@dataclass
-class _Inspected:
-    """What the inbox index knows of a request file before it is claimed."""
-
-    size: int
-    mtime_ns: int
-    first_seen: float
-    entry: Entry
-    attachments: tuple[str, ...]
-
-
-def _attachments_of(fields: dict[str, Any]) -> tuple[str, ...]:
-    return tuple(v for k in ("melody", "continuation") if isinstance(v := fields.get(k), str))
+        return self.request.attachments if self.request else attachments_of(self.received)
 
 
 class Daemon:
@@ -84,12 +70,12 @@ class Daemon:
         self.engine = engine or Engine(settings.engine.device, threads=settings.engine.threads)
         self.wake = threading.Event()
         self.pickup = Pickup(self.layout.inbox, settings.watch, self.wake)
+        self.lineup = Lineup(self.pickup, settings, self._resolve)
         self.faults = Faults.from_env()
         self.limits = settings.request_limits
         self.held: list[Work] = []
         self.retry_at: dict[str, float] = {}
         self.backoff: dict[str, float] = {}
-        self.index: dict[str, _Inspected] = {}
         self.skips: dict[str, int] = {}
         self.stop_requested = False
         self.hard_stop = False
@@ -97,6 +83,7 @@ class Daemon:
         self.last_active = time.monotonic()
         self._last_heartbeat = 0.0
         self.metrics = Metrics(settings.metrics)
+        self.publisher = Publisher(self.layout, self.faults)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -179,12 +166,8 @@ class Daemon:
         for claimed in self.layout.claimed_requests():
             attempts = self.layout.attempts(claimed)
             work = Work(claimed, claimed.stat().st_mtime, attempts)
-            journal = self.layout.read_journal(claimed)
-            if journal is not None and (self.layout.outbox / journal["audio"]).exists():
-                log.info("recovered_published", request_id=work.request_id, audio=journal["audio"])
-                self._complete_publication(work, journal)
+            if self._resume_publication(work):
                 continue
-            self.layout.journal_file(claimed).unlink(missing_ok=True)
             if attempts >= self.settings.engine.max_attempts:
                 self._fail(work, RequestError(
                     ErrorCode.crashed_repeatedly,
@@ -193,6 +176,15 @@ class Daemon:
                 continue
             log.info("recovered", request_id=work.request_id, attempts=attempts)
             self.held.append(work)
+
+    def _resume_publication(self, work: Work) -> bool:
+        """Finish a publication whose audio is already out; True when there was one."""
+        journal = self.publisher.pending(work.claimed)
+        if journal is None:
+            return False
+        log.info("resumed_publication", request_id=work.request_id, audio=journal["audio"])
+        self._complete_publication(work, journal)
+        return True
 
     # -- choosing and claiming -------------------------------------------------------------
 
@@ -203,10 +195,11 @@ class Daemon:
         if ready_held:
             work = ready_held[0]
             self.held.remove(work)
-            work.attempt = self.layout.count_attempt(work.claimed)
-            self._process([work])
+            if not self._resume_publication(work):
+                work.attempt = self.layout.count_attempt(work.claimed)
+                self._process([work])
             return True
-        entries = self._eligible()
+        entries = self.lineup.eligible()
         batch = plan_next(entries, resident=self.engine.resident, max_batch=self.settings.engine.max_batch,
                           max_skips=self.settings.engine.max_skips, skips=self.skips)
         works = [w for w in (self._claim(e) for e in batch) if w is not None]
@@ -214,62 +207,8 @@ class Daemon:
             self._process(works)
         return bool(batch)
 
-    def _eligible(self) -> list[Entry]:
-        now = time.monotonic()
-        ready = self.pickup.ready()
-        names = {p.name for p in ready}
-        for gone in set(self.index) - names:
-            del self.index[gone]
-        entries = []
-        for path in ready:
-            inspected = self._inspect(path, now)
-            if inspected is None:
-                continue
-            missing = [a for a in inspected.attachments if not os.path.lexists(self.layout.inbox / a)]
-            if missing and now - inspected.first_seen < self.settings.watch.attachment_wait:
-                continue  # wait for the attachment; others go ahead
-            entries.append(inspected.entry)
-        return entries
-
-    def _inspect(self, path: Path, now: float) -> _Inspected | None:
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            self.pickup.forget(path.name)
-            return None
-        known = self.index.get(path.name)
-        if known and (known.size, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
-            return known
-        priority, model, key = 0, None, None
-        attachments: tuple[str, ...] = ()
-        try:
-            fields = decode_request(path.read_bytes()[: self.limits.request_bytes + 1], self.limits)
-            attachments = _attachments_of(fields)
-            request = validate_request(fields, self.limits)
-            priority = request.priority
-            resolved = self._resolve(request.model or self.settings.engine.default_model)
-            model = resolved.name
-            key = self._batch_key(request, resolved)
-        except WatcherError:
-            pass  # it fails properly, with its error, once claimed
-        except OSError:
-            return None
-        log.info("discovered", request_id=path.stem, priority=priority, model=model)
-        inspected = _Inspected(stat.st_size, stat.st_mtime_ns, known.first_seen if known else now,
-                               Entry(path, priority, stat.st_mtime, model, key), attachments)
-        self.index[path.name] = inspected
-        return inspected
-
-    def _batch_key(self, request: Request, model: ResolvedModel) -> tuple[Any, ...] | None:
-        """Requests with equal keys may share a generate call; seeded or audio-conditioned ones run alone."""
-        if request.seed is not None or request.attachments:
-            return None
-        mode = Mode.text if request.prompt else Mode.unconditional
-        return (model.name, mode, request.duration, request.sampling, request.normalize)
-
     def _claim(self, entry: Entry) -> Work | None:
-        self.index.pop(entry.name, None)
-        self.pickup.forget(entry.name)
+        self.lineup.forget(entry.name)
         claimed = self.layout.claim(entry.path)
         if claimed is None:
             return None
@@ -291,7 +230,7 @@ class Daemon:
         groups: dict[Any, list[Work]] = {}
         for work in prepared:
             assert work.request is not None and work.model is not None
-            key = self._batch_key(work.request, work.model)
+            key = batch_key(work.request, work.model.name)
             groups.setdefault(key if key is not None else id(work), []).append(work)
         for group in groups.values():
             if self.hard_stop or (self.stop_requested and time.monotonic() > self.stop_deadline):
@@ -390,61 +329,37 @@ class Daemon:
 
     def _publish(self, work: Work, generated: Generated, started_at: str) -> None:
         request = work.request
-        assert request is not None and work.model is not None
+        assert request is not None
         fmt = request.format or self.settings.output.format
         sample_format = request.sample_format or self.settings.output.sample_format
         stem = request.output or work.request_id
+
+        def sidecar(base: str, audio_name: str) -> dict[str, Any]:
+            return done_sidecar(
+                request_id=work.request_id, received=work.received, generated=generated, audio_name=audio_name,
+                output=base, output_requested=stem, audio_format=fmt.value, sample_format=sample_format.value,
+                normalize=request.normalize.value, queued_at=work.queued_at, started_at=started_at,
+                attempt=work.attempt, daemon_id=self.layout.daemon_id)
+
         try:
             audio = normalized(generated.audio, request.normalize)
-            tmp = write_temp_audio(audio, self.layout.outbox, f"{stem}.{fmt}", fmt, sample_format)
+            journal = self.publisher.deliver(work.claimed, audio, stem, fmt, sample_format, sidecar)
         except RequestError as exc:  # a sample format the container cannot hold
             self._fail(work, exc)
             return
         except OSError as exc:
-            self._fail(work, self._output_error(exc))
+            self._fail(work, RequestError(ErrorCode.output_failed,
+                                          f"The audio could not be written to the outbox: {exc.strerror or exc}."))
             return
-        self.faults.reach(FaultPoint.after_audio_temp)
-        try:
-            journal = self._link_audio(work, generated, tmp, stem, fmt, sample_format, started_at)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            self.layout.journal_file(work.claimed).unlink(missing_ok=True)
-            self._fail(work, self._output_error(exc))
-            return
-        self.faults.reach(FaultPoint.after_audio_publish)
         self._complete_publication(work, journal)
-
-    def _link_audio(self, work: Work, generated: Generated, tmp: Path, stem: str, fmt: AudioFormat,
-                    sample_format: SampleFormat, started_at: str) -> dict[str, Any]:
-        """Journal the names, then give the audio its final name; returns the journal."""
-        assert work.request is not None
-        while True:
-            base = files.free_stem(self.layout.outbox, stem, (f".{fmt.value}", ".json"))
-            audio_name = f"{base}.{fmt.value}"
-            sidecar = done_sidecar(
-                request_id=work.request_id, received=work.received, generated=generated, audio_name=audio_name,
-                output=base, output_requested=stem, audio_format=fmt.value, sample_format=sample_format.value,
-                normalize=work.request.normalize.value, queued_at=work.queued_at, started_at=started_at,
-                attempt=work.attempt, daemon_id=self.layout.daemon_id)
-            journal = {"audio": audio_name, "sidecar": f"{base}.json", "content": sidecar}
-            self.layout.write_journal(work.claimed, journal)
-            if files.link_no_clobber(tmp, self.layout.outbox / audio_name):
-                return journal
 
     def _complete_publication(self, work: Work, journal: dict[str, Any]) -> None:
         """Write the sidecar if it is not there yet, then move the request to done/."""
-        sidecar_path = self.layout.outbox / journal["sidecar"]
         try:
-            if not sidecar_path.exists():
-                write_json(self.layout.outbox, journal["sidecar"], journal["content"])
-            self.faults.reach(FaultPoint.after_sidecar)
-            self.faults.reach(FaultPoint.before_done_move)
-            final = self.layout.finish(work.claimed, self.layout.done, self._attachments(work),
-                                       self._still_needed(work))
+            final = self.publisher.complete(work.claimed, journal, self._attachments(work), self._still_needed(work))
         except OSError as exc:
             self._hold(work, TransientError(ErrorCode.output_failed, f"Could not finish publishing: {exc}."))
             return
-        self.faults.reach(FaultPoint.after_done_move)
         content = journal["content"]
         log.info("finished", request_id=work.request_id, audio=journal["audio"], model=content["model"],
                  seconds=content["timings"]["generate_seconds"], batch_size=content["batch_size"])
@@ -455,32 +370,25 @@ class Daemon:
             "request": final, "audio": self.layout.outbox / journal["audio"],
             "sidecar": self.layout.outbox / journal["sidecar"]})
 
-    @staticmethod
-    def _output_error(exc: OSError) -> RequestError:
-        return RequestError(ErrorCode.output_failed,
-                            f"The audio could not be written to the outbox: {exc.strerror or exc}.")
-
     # -- endings ------------------------------------------------------------------------------
 
     def _attachments(self, work: Work) -> tuple[str, ...]:
         if work.request is not None:
             return work.request.attachments
         try:
-            return _attachments_of(decode_request(work.claimed.read_bytes(), self.limits))
+            return attachments_of(decode_request(work.claimed.read_bytes(), self.limits))
         except (WatcherError, OSError):
             return ()
 
     def _still_needed(self, work: Work) -> set[str]:
         """Attachment names other requests, waiting or running anywhere, still refer to."""
         needed: set[str] = set()
-        for inspected in self.index.values():
-            if inspected.entry.path.name != work.claimed.name:
-                needed.update(inspected.attachments)
-        others = [p for p in self.layout.inbox.glob("*.json") if p.name not in self.index]
+        needed.update(self.lineup.attachments(excluding=work.claimed.name))
+        others = [p for p in self.layout.inbox.glob("*.json") if p.name not in self.lineup]
         others += [p for p in self.layout.processing.glob("*/*.json") if p != work.claimed]
         for path in others:
             try:
-                needed.update(_attachments_of(decode_request(path.read_bytes(), self.limits)))
+                needed.update(attachments_of(decode_request(path.read_bytes(), self.limits)))
             except (WatcherError, OSError):
                 continue
         return needed
@@ -527,11 +435,11 @@ class Daemon:
         Requests held for a retry (the model could not be fetched) count as drained once tried:
         `--once` puts them back in the inbox for the next run rather than wait.
         """
-        if any(w.claimed.name not in self.retry_at for w in self.held) or self._eligible():
+        if any(w.claimed.name not in self.retry_at for w in self.held) or self.lineup.eligible():
             return False
         pending = [self.layout.inbox / name for name in self.pickup.pending()]
         waiting = [p for p in pending if p.exists() and p.stat().st_size > 0]
-        return not waiting and not self.index
+        return not waiting and not self.lineup
 
 
 class _Progress:

@@ -8,7 +8,6 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import cast
 
 import torch
@@ -19,26 +18,13 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 from .audio import Audio
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError
 from .models import ResolvedModel
-from .options import Sampling
+from .options import Mode, Sampling
 
 #: called with the overall progress, 0..1, monotonic across extension windows
 ProgressCallback = Callable[[float], None]
 
 #: the conditioner through which melody models take a chroma
 _MELODY_CONDITIONER = "self_wav"
-
-
-class Mode(StrEnum):
-    """How a job conditions the model."""
-
-    #: text prompt only
-    text = "text"
-    #: text plus a melody's chroma (`generate_with_chroma`)
-    melody = "melody"
-    #: continue an audio prompt, optionally steered by text (`generate_continuation`)
-    continuation = "continuation"
-    #: neither text nor audio (`generate_unconditional`)
-    unconditional = "unconditional"
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,19 @@ def subtype_for(fmt: AudioFormat, sample_format: SampleFormat) -> str:
         ) from None
 
 
+class Mode(StrEnum):
+    """How a job conditions the model."""
+
+    #: text prompt only
+    text = "text"
+    #: text plus a melody's chroma (`generate_with_chroma`)
+    melody = "melody"
+    #: continue an audio prompt, optionally steered by text (`generate_continuation`)
+    continuation = "continuation"
+    #: neither text nor audio (`generate_unconditional`)
+    unconditional = "unconditional"
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Every argument of `set_generation_params` but duration, with AudioCraft's defaults."""

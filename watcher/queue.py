@@ -9,6 +9,9 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .options import Mode
+from .requests import Request
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -29,6 +32,15 @@ class Entry:
     def order(self) -> tuple[int, float, str]:
         """Priority first (higher first), then oldest mtime, then name."""
         return (-self.priority, self.mtime, self.name)
+
+
+def batch_key(request: Request, model: str) -> Hashable | None:
+    """Requests with equal keys may share one generate call: same model, mode, duration, sampling and
+    normalisation (format is per output). Seeded and audio-conditioned requests run alone."""
+    if request.seed is not None or request.attachments:
+        return None
+    mode = Mode.text if request.prompt else Mode.unconditional
+    return (model, mode, request.duration, request.sampling, request.normalize)
 
 
 def plan_next(entries: Sequence[Entry], *, resident: str | None, max_batch: int, max_skips: int,

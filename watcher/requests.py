@@ -152,6 +152,11 @@ def validate_request(fields: dict[str, Any], limits: Limits = Limits()) -> Reque
     return request
 
 
+def attachments_of(fields: dict[str, Any]) -> tuple[str, ...]:
+    """The attachment names a decoded request refers to, even when it is otherwise invalid."""
+    return tuple(v for k in ("melody", "continuation") if isinstance(v := fields.get(k), str))
+
+
 def _depth(value: Any) -> int:
     depth, level = 0, [value]
     while level:
