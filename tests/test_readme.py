@@ -30,3 +30,11 @@ def test_request_examples_are_valid() -> None:
     assert len(examples) == 5
     for example in examples:
         validate_request(example)
+
+
+def test_committed_schema_is_current() -> None:
+    from watcher.requests import request_schema
+
+    committed = json.loads((ROOT / "docs" / "request.schema.json").read_text())
+    assert committed == request_schema(), "run: musicgen-watcher schema > docs/request.schema.json"
+    assert "docs/request.schema.json" in README
