@@ -81,9 +81,8 @@ def check_request_file(path: Path, settings: Settings) -> None:
     _, request = parse_request(path.read_bytes(), settings.request_limits)
     model = resolve_model(request.model or settings.engine.default_model,
                           allowed=settings.engine.allowed_models, model_dirs=settings.engine.model_dirs)
-    if model.melody is False and request.melody is not None:
-        raise RequestError(ErrorCode.unsupported_mode, f"{model.requested} does not take a melody.",
-                           field="melody")
+    if request.melody is not None:
+        model.check_melody()
     for name, field in ((request.melody, "melody"), (request.continuation, "continuation")):
         if name is not None:
             attachment = path.parent / name

@@ -55,10 +55,6 @@ class Work:
     def request_id(self) -> str:
         return self.claimed.stem
 
-    @property
-    def attachments(self) -> tuple[str, ...]:
-        return self.request.attachments if self.request else attachments_of(self.received)
-
 
 class Daemon:
     """Runs until stopped (or, with `once`, until the inbox is drained)."""
@@ -251,10 +247,8 @@ class Daemon:
         received, request = parse_request(work.claimed.read_bytes(), self.limits)
         work.received, work.request = received, request
         work.model = self._resolve(request.model or self.settings.engine.default_model)
-        if work.model.melody is False and request.melody is not None:
-            raise RequestError(ErrorCode.unsupported_mode,
-                               f"{work.model.requested} does not take a melody; use a melody model such as "
-                               "facebook/musicgen-melody.", field="melody")
+        if request.melody is not None:
+            work.model.check_melody()
         melody = self._attachment(request.melody, "melody")
         continuation = self._attachment(request.continuation, "continuation")
         work.job = Job(prompt=request.prompt, melody=melody, continuation=continuation)

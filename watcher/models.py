@@ -83,6 +83,12 @@ class ResolvedModel:
         """Whether it takes a melody; None when only loading it can tell (folders, unlisted ids)."""
         return None if self.info is None else self.info.melody
 
+    def check_melody(self) -> None:
+        """Refuse a melody for a model the catalog says cannot take one (before anything loads)."""
+        if self.melody is False:
+            raise RequestError(ErrorCode.unsupported_mode, f"{self.requested} does not take a melody; use a "
+                               "melody model such as facebook/musicgen-melody.", field="melody")
+
 
 def _valid_ids_sentence() -> str:
     return "Valid ids: " + ", ".join(CATALOG) + "."

@@ -9,10 +9,7 @@ from typing import Any
 
 import structlog
 
-from .audio import normalized, read_audio, write_audio
 from .cli import _request_fields
-from .engine import Engine, Job
-from .errors import ErrorCode, RequestError
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL, resolve_model
 from .options import AudioFormat, SampleFormat
 from .requests import Limits, validate_request
@@ -32,9 +29,12 @@ def generate(args: argparse.Namespace) -> int:
     paths = {k: Path(getattr(args, k)) for k in ("melody", "continuation") if getattr(args, k)}
     request = validate_request({k: v for k, v in fields.items() if v is not None}, Limits())
     model = resolve_model(request.model or DEFAULT_MODEL, allowed=DEFAULT_ALLOWED, model_dirs=(Path("/"),))
-    if model.melody is False and request.melody:
-        raise RequestError(ErrorCode.unsupported_mode, f"{model.requested} does not take a melody; use a melody "
-                           "model such as facebook/musicgen-melody.", field="melody")
+    if request.melody:
+        model.check_melody()
+    # Imported only now: a bad argument is reported at once, without importing torch and audiocraft.
+    from .audio import normalized, read_audio, write_audio
+    from .engine import Engine, Job
+
     job = Job(prompt=request.prompt,
               melody=read_audio(paths["melody"], field="melody") if "melody" in paths else None,
               continuation=read_audio(paths["continuation"], field="continuation")
