@@ -19,7 +19,7 @@ from . import files
 from .audio import Audio, normalized, read_audio
 from .config import Settings
 from .engine import Engine, Generated, Job
-from .errors import ErrorCode, OutOfMemory, RequestError, TransientError, WatcherError
+from .errors import ErrorCode, FatalError, OutOfMemory, RequestError, TransientError, WatcherError
 from .faults import FaultPoint, Faults
 from .folders import Layout, write_json
 from .hooks import run_hook
@@ -88,7 +88,10 @@ class Daemon:
         os.umask(int(self.settings.daemon.umask, 8))
         self.layout.create()
         lock = self.layout.lock()
-        self.metrics.start()
+        try:
+            self.metrics.start()
+        except OSError as exc:
+            raise FatalError(f"metrics.port {self.settings.metrics.port} cannot be served: {exc.strerror}") from None
         self._install_signals()
         self._recover()
         self.pickup.start()
@@ -327,16 +330,17 @@ class Daemon:
         fmt = request.format or self.settings.output.format
         sample_format = request.sample_format or self.settings.output.sample_format
         stem = request.output or work.request_id
+        normalize = request.normalize or self.settings.output.normalize
 
         def sidecar(base: str, audio_name: str) -> dict[str, Any]:
             return done_sidecar(
                 request_id=work.request_id, received=work.received, generated=generated, audio_name=audio_name,
                 output=base, output_requested=stem, audio_format=fmt.value, sample_format=sample_format.value,
-                normalize=request.normalize.value, queued_at=work.queued_at, started_at=started_at,
+                normalize=normalize.value, queued_at=work.queued_at, started_at=started_at,
                 attempt=work.attempt, daemon_id=self.layout.daemon_id)
 
         try:
-            audio = normalized(generated.audio, request.normalize)
+            audio = normalized(generated.audio, normalize)
             journal = self.publisher.deliver(work.claimed, audio, stem, fmt, sample_format, sidecar)
         except RequestError as exc:  # a sample format the container cannot hold
             self._fail(work, exc)

@@ -11,7 +11,7 @@ import structlog
 
 from .cli import _request_fields
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL, resolve_model
-from .options import AudioFormat, SampleFormat
+from .options import AudioFormat, Normalize, SampleFormat
 from .requests import Limits, validate_request
 
 log = structlog.get_logger("watcher.cli")
@@ -46,7 +46,7 @@ def generate(args: argparse.Namespace) -> int:
     with _progress_bar() as progress:
         generated = engine.generate(model, [job], duration=request.duration, sampling=request.sampling,
                                     seed=request.seed, progress=progress)[0]
-    final = write_audio(normalized(generated.audio, request.normalize), dest, fmt,
+    final = write_audio(normalized(generated.audio, request.normalize or Normalize.peak), dest, fmt,
                         request.sample_format or SampleFormat.pcm16)
     if final != dest:
         log.warning("output_exists", requested=str(dest), written=str(final))

@@ -78,7 +78,8 @@ class Request(BaseModel):
     cfg_coef: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _SAMPLING.cfg_coef
     two_step_cfg: bool = _SAMPLING.two_step_cfg
     extend_stride: Annotated[float, Field(gt=0, allow_inf_nan=False)] = _SAMPLING.extend_stride
-    normalize: Annotated[Normalize, Loose] = Field(Normalize.peak, description="peak, loudness, rms, clip or none.")
+    normalize: Annotated[Normalize | None, Loose] = Field(
+        None, description="peak, loudness, rms, clip or none; default `output.normalize` (peak).")
     priority: int = Field(0, description="Higher goes first.")
 
     @field_validator("output", "melody", "continuation")
