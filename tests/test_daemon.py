@@ -20,8 +20,8 @@ def read_back(path: Path) -> tuple[int, int, int]:
 def test_requests_end_in_done_with_audio_and_sidecar(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
     data.drop("trailer.json", {"prompt": "epic trailer", "duration": 1, "seed": 5})
     data.drop("wide.json", {"prompt": "pads", "duration": 0.5, "model": "facebook/musicgen-stereo-small",
-                            "format": "flac", "output": "pads-take1"})
-    run_once()
+                            "format": "flac", "output": "pads-take1", "normalize": "peak"})
+    run_once(output={"normalize": "rms"})
     assert data.listing("done") == ["trailer.json", "wide.json"]
     assert data.listing("inbox") == [] and data.listing("failed") == []
     assert data.listing("outbox") == ["pads-take1.flac", "pads-take1.json", "trailer.json", "trailer.wav"]
@@ -38,6 +38,7 @@ def test_requests_end_in_done_with_audio_and_sidecar(data: DataRoot, run_once) -
     assert set(sidecar["timings"]) == {"queued_at", "started_at", "finished_at", "load_seconds", "generate_seconds"}
     assert set(sidecar["versions"]) == {"musicgen_watcher", "audiocraft", "torch"}
     assert data.sidecar("pads-take1")["model"] == "facebook/musicgen-stereo-small"
+    assert (sidecar["normalize"], data.sidecar("pads-take1")["normalize"]) == ("rms", "peak")  # config, request
     assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]  # no leftovers
 
 
