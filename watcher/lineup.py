@@ -24,7 +24,7 @@ from .requests import attachments_of, decode_request, validate_request
 log = structlog.get_logger("watcher.lineup")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Inspected:
     size: int
     mtime_ns: int

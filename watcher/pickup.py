@@ -41,7 +41,7 @@ def is_request_name(name: str) -> bool:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Seen:
     size: int
     mtime_ns: int

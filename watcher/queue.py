@@ -13,7 +13,7 @@ from .options import Mode
 from .requests import Request
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A ready request in the inbox, as far as could be read without claiming it."""
 
