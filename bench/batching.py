@@ -12,7 +12,6 @@ Ratio = time(max_batch=1) / time(max_batch=4) (target >= 2 on this CPU).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +51,7 @@ def run_once(env: dict[str, str], work: Path, max_batch: int, requests: list[tup
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--full-size", dest="full_size", action="store_true", default=None,
-                      help="real-sized musicgen-small stand-in (default unless --quick)")
-    size.add_argument("--tiny", dest="full_size", action="store_false", help="tiny stand-in")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny stand-in, 8 x 2 s")
+    bl.add_size_options(parser, "smoke run: tiny stand-in, 8 x 2 s")
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--duration", type=float, help="seconds of audio per request (default 5; --quick 2)")
     parser.add_argument("--batch", type=int, default=4, help="the batched max_batch to compare with 1")
@@ -79,8 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     requests = [(f"req{i:02d}.json", {"prompt": prompt, "duration": duration}) for i in range(args.requests)]
     work = bl.fresh_dir(bl.RESULTS / "work" / "batching")
     if not bl.wait_for_quiet(max_load, args.max_wait):
-        print(f"load average stayed >= {max_load} for {args.max_wait:g} s; not measuring. Run later:\n"
-              f"  {bl.command_line()}", file=sys.stderr)
         return 3
 
     info = bl.base_info()

@@ -8,6 +8,7 @@ HF_HOME and HF_HUB_OFFLINE once, when it is first imported.
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import json
 import os
@@ -149,8 +150,17 @@ class Interference:
         return round(max(0.0, other) / wall, 3) if wall > 0 else 0.0
 
 
+def add_size_options(parser: argparse.ArgumentParser, quick_help: str) -> None:
+    """--full-size / --tiny / --quick, shared by the scripts that can use either stand-in."""
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--full-size", dest="full_size", action="store_true", default=None,
+                      help="real-sized musicgen-small stand-in (default unless --quick)")
+    size.add_argument("--tiny", dest="full_size", action="store_false", help="tiny stand-in")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+
+
 def wait_for_quiet(max_load: float, max_wait: float) -> bool:
-    """Wait until the 1-minute load average is under max_load; False if it never was within max_wait."""
+    """Wait until the 1-minute load average is under max_load; False (saying how to rerun) if it never was."""
     if max_load <= 0 or max_load == float("inf"):
         return True
     deadline = time.monotonic() + max_wait
@@ -159,6 +169,8 @@ def wait_for_quiet(max_load: float, max_wait: float) -> bool:
         if load < max_load:
             return True
         if time.monotonic() >= deadline:
+            print(f"load average stayed >= {max_load} for {max_wait:g} s; not measuring. Run later:\n"
+                  f"  {command_line()}", file=sys.stderr)
             return False
         print(f"# load average {load:.2f} >= {max_load}: waiting (up to {deadline - time.monotonic():.0f} s more)",
               file=sys.stderr, flush=True)

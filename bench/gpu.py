@@ -62,11 +62,7 @@ def worker(spec_json: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--full-size", dest="full_size", action="store_true", default=None,
-                      help="real-sized musicgen-small stand-in (default unless --quick)")
-    size.add_argument("--tiny", dest="full_size", action="store_false", help="tiny stand-in")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny stand-in, 2 s of audio")
+    bl.add_size_options(parser, "smoke run: tiny stand-in, 2 s of audio")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--duration", type=float, help="seconds of audio per call (default 30; --quick 2)")
     parser.add_argument("--batches", default="1,4,8", help="comma-separated batch sizes")

@@ -26,7 +26,6 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -102,11 +101,7 @@ def run_daemon(env: dict[str, str], jobs: list[dict[str, Any]], work: Path, time
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--full-size", dest="full_size", action="store_true", default=None,
-                      help="real-sized musicgen-small stand-in (default unless --quick)")
-    size.add_argument("--tiny", dest="full_size", action="store_false", help="tiny stand-in")
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny, 3 jobs x 2 s")
+    bl.add_size_options(parser, "smoke run: tiny, 3 jobs x 2 s")
     parser.add_argument("--jobs", type=int, help="number of requests (default 2; --quick 3)")
     parser.add_argument("--duration", type=float, help="seconds of audio per request (default 5; --quick 2)")
     parser.add_argument("--rounds", type=int, default=1, help="alternate the two sides this many times")
@@ -136,8 +131,6 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [{"prompt": bl.PROMPTS[i % len(bl.PROMPTS)], "duration": duration, "seed": 1000 + i} for i in range(n)]
     work = bl.fresh_dir(bl.RESULTS / "work" / "overhead")
     if not bl.wait_for_quiet(max_load, args.max_wait):
-        print(f"load average stayed >= {max_load} for {args.max_wait:g} s; not measuring. Run later:\n"
-              f"  {bl.command_line()}", file=sys.stderr)
         return 3
 
     info = bl.base_info()
