@@ -411,9 +411,7 @@ class Daemon:
         delay = min(self.backoff.get(work.claimed.name, 2.5) * 2, self.settings.engine.load_retry_max)
         self.backoff[work.claimed.name] = delay
         self.retry_at[work.claimed.name] = time.monotonic() + delay
-        count = self.layout.attempts(work.claimed)
-        if count:  # a retry is not a crash
-            files.replace_atomic(self.layout.attempts_file(work.claimed), str(count - 1).encode())
+        self.layout.uncount_attempt(work.claimed)
         log.warning("retry_later", request_id=work.request_id, error_code=error.code.value, message=error.message,
                     retry_in=delay)
         self.held.append(work)

@@ -123,6 +123,12 @@ class Layout:
         files.replace_atomic(self.attempts_file(claimed), str(count).encode())
         return count
 
+    def uncount_attempt(self, claimed: Path) -> None:
+        """Take back the start just counted: the attempt ended in a retry, not a crash."""
+        count = self.attempts(claimed)
+        if count:
+            files.replace_atomic(self.attempts_file(claimed), str(count - 1).encode())
+
     def write_journal(self, claimed: Path, entry: dict[str, Any]) -> None:
         files.replace_atomic(self.journal_file(claimed), json.dumps(entry).encode())
 
