@@ -144,9 +144,7 @@ class Engine:
         """Free the model and, on CUDA, the cached memory it held."""
         self._model = None
         self._name = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        self._free_cache()
 
     def takes_melody(self) -> bool:
         """Whether the resident model has a melody (chroma) conditioner."""
