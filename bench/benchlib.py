@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from watcher import config as watcher_config
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
@@ -383,12 +385,7 @@ def write_config(path: Path, data: DataRoot, **sections: dict[str, Any]) -> Path
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in base.items():
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return watcher_config.write_config(path, base)
 
 
 # -- the daemon as a subprocess -------------------------------------------------------------------

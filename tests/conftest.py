@@ -29,6 +29,7 @@ STANDIN_ENV = {
 }
 os.environ.update(STANDIN_ENV)
 
+from watcher.config import write_config  # noqa: E402
 from watcher.standins import build_standins, standin_env  # noqa: E402
 
 SAMPLE_RATE = 32000
@@ -115,13 +116,7 @@ def config_file(data: DataRoot, **sections: dict[str, Any]) -> Path:
     }
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in base.items():
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    path = data.root.parent / "config.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_config(data.root.parent / "config.toml", base)
 
 
 def daemon_env(**extra: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ import structlog
 
 from . import files
 from .cli import _request_fields, print_json
-from .config import Settings, load_settings
+from .config import Settings, load_settings, write_config
 from .errors import ErrorCode, RequestError
 from .folders import FOLDER_NAMES, STATUS_SUFFIX, Layout, unwritable
 from .models import ALIASES, CATALOG, resolve_model
@@ -143,9 +143,9 @@ def selftest(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         build_standins(root / "models", models=("facebook/musicgen-small",))
         built = time.perf_counter() - started
-        config = root / "config.toml"
-        config.write_text(f'[folders]\nroot = "{root / "data"}"\n[engine]\ndevice = "{device}"\n'
-                          '[daemon]\nid = "selftest"\n[watch]\nstable_seconds = 0.1\n')
+        config = write_config(root / "config.toml", {
+            "folders": {"root": str(root / "data")}, "engine": {"device": device},
+            "daemon": {"id": "selftest"}, "watch": {"stable_seconds": 0.1}})
         inbox = root / "data" / "inbox"
         inbox.mkdir(parents=True)
         (inbox / "selftest.json").write_text(json.dumps({"prompt": "selftest", "duration": 1, "seed": 1}))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -151,6 +152,20 @@ class Settings(BaseSettings):
     def request_limits(self) -> Limits:
         return Limits(max_duration=self.engine.max_duration, request_bytes=self.limits.request_bytes,
                       prompt_chars=self.limits.prompt_chars, json_depth=self.limits.json_depth)
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """Write a config file from {section: {key: value}}; values are strings, numbers, booleans or lists.
+
+    tomllib only reads, so this writes the small subset a config needs: JSON's scalars and arrays are
+    valid TOML values.
+    """
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def load_settings(path: Path | None = None) -> Settings:
