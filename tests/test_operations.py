@@ -41,8 +41,9 @@ def test_health_metrics_and_hooks_on_a_running_daemon(data: DataRoot, start_daem
     assert metric(served, 'musicgen_watcher_model_resident{model="facebook/musicgen-small"}') == 1
     assert metric(served, 'musicgen_watcher_model_loads_total{model="facebook/musicgen-small"}') == 1
     assert metric(served, "musicgen_watcher_batch_size_count") == 1
-    wait_for(lambda: textfile.exists() and "queue_depth" in textfile.read_text(), what="the textfile")
-    assert metric(textfile.read_text(), 'musicgen_watcher_queue_depth{folder="done"}') == 1
+    done_depth = 'musicgen_watcher_queue_depth{folder="done"} 1.0'
+    # The textfile is rewritten every heartbeat: wait for one written after the request reached done/.
+    wait_for(lambda: textfile.exists() and done_depth in textfile.read_text().splitlines(), what="the textfile")
     assert daemon.stop() == 0
     assert hook_log.read_text() == f"done ok {data.outbox / 'ok.wav'}\n"
     events = daemon.events()
