@@ -85,7 +85,11 @@ class Pickup:
         """Start watching; `auto` falls back to polling where inotify cannot start."""
         if self.config.mode is not WatchMode.polling:
             observer = InotifyObserver(generate_full_events=True)
-            observer.schedule(_Events(self._events, self.wake), str(self.inbox), recursive=False)
+            # Only the kinds handled below: the kernel then does not report our own reads of the inbox
+            # (open, close-without-write), which would otherwise cost an event each and slow reading.
+            observer.schedule(_Events(self._events, self.wake), str(self.inbox), recursive=False,
+                              event_filter=[FileCreatedEvent, FileModifiedEvent, FileClosedEvent,
+                                            FileDeletedEvent, FileMovedEvent])
             try:
                 observer.start()
             except OSError as exc:
