@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from watcher.queue import Entry, plan_next
 
 
 def entry(name: str, priority: int = 0, mtime: float = 0.0, model: str = "a", key: object = "k") -> Entry:
-    return Entry(Path(name), priority, mtime, model, key)  # type: ignore[arg-type]
+    return Entry(name, priority, mtime, model, key)
 
 
 def names(batch: list[Entry]) -> list[str]:

@@ -208,7 +208,7 @@ class Daemon:
 
     def _claim(self, entry: Entry) -> Work | None:
         self.lineup.forget(entry.name)
-        claimed = self.layout.claim(entry.path)
+        claimed = self.layout.claim(self.layout.inbox / entry.name)
         if claimed is None:
             return None
         attempt = self.layout.count_attempt(claimed)
@@ -382,7 +382,7 @@ class Daemon:
         """Attachment names other requests, waiting or running anywhere, still refer to."""
         needed: set[str] = set()
         needed.update(self.lineup.attachments(excluding=work.claimed.name))
-        others = [p for p in self.layout.inbox.glob("*.json") if p.name not in self.lineup]
+        others = [self.layout.inbox / name for name in self.lineup.unread()]
         others += [p for p in self.layout.processing.glob("*/*.json") if p != work.claimed]
         for path in others:
             try:

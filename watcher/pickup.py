@@ -77,6 +77,8 @@ class Pickup:
         self.wake = wake
         self._events: queue.SimpleQueue[FileSystemEvent] = queue.SimpleQueue()
         self._seen: dict[str, _Seen] = {}
+        self._pending: set[str] = set()  # seen, not complete
+        self._changed: set[str] = set()  # for the next `poll`
         self._observer: BaseObserver | None = None
         self._next_scan = 0.0
         self.mode = WatchMode.polling
@@ -111,8 +113,13 @@ class Pickup:
             self._observer.join(timeout=5)
             self._observer = None
 
-    def ready(self) -> list[Path]:
-        """Drain events, scan when due, and return the complete request files."""
+    def poll(self) -> set[str]:
+        """Drain events and scan when due; the names whose completeness changed since the last poll.
+
+        A name comes back when it became complete, stopped being complete (written again), changed
+        size or mtime while complete, or left the inbox. Only the changed names cost work here, so a
+        step costs the same with ten requests waiting as with ten thousand.
+        """
         now = time.monotonic()
         while True:
             try:
@@ -126,20 +133,32 @@ class Pickup:
         else:
             for name in self.pending():
                 self._observe(name, now)
-        return [self.inbox / name for name, seen in sorted(self._seen.items()) if seen.ready]
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def is_ready(self, name: str) -> bool:
+        """Whether the request `name` is complete (as of the last poll)."""
+        seen = self._seen.get(name)
+        return seen is not None and seen.ready
+
+    def known(self) -> set[str]:
+        """Every request name in the inbox, complete or not (as of the last poll)."""
+        return set(self._seen)
 
     def pending(self) -> list[str]:
         """Request names seen but not yet complete (still being written, or zero bytes)."""
-        return sorted(name for name, seen in self._seen.items() if not seen.ready)
+        return sorted(self._pending)
 
     def forget(self, name: str) -> None:
         """Stop tracking a request that was claimed or vanished."""
-        self._seen.pop(name, None)
+        if self._seen.pop(name, None) is not None:
+            self._changed.add(name)
+        self._pending.discard(name)
 
     def next_deadline(self) -> float:
-        """Seconds until `ready` may have news without an event."""
+        """Seconds until `poll` may have news without an event."""
         wait = self._next_scan - time.monotonic()
-        if self.pending():
+        if self._pending:
             wait = min(wait, 0.25)
         return max(0.0, wait)
 
@@ -169,6 +188,7 @@ class Pickup:
             self.forget(name)
             return
         seen = self._seen.get(name)
+        before = None if seen is None else (seen.size, seen.mtime_ns, seen.ready)
         if seen is None or (seen.size, seen.mtime_ns) != (stat.st_size, stat.st_mtime_ns):
             seen = _Seen(stat.st_size, stat.st_mtime_ns, now, writing=seen.writing if seen else False)
             self._seen[name] = seen
@@ -185,6 +205,12 @@ class Pickup:
             time.time() - stat.st_mtime_ns / 1e9 >= self.config.stable_seconds
         if stat.st_size > 0 and (complete or held >= needed or aged):
             seen.ready = True
+        if seen.ready:
+            self._pending.discard(name)
+        else:
+            self._pending.add(name)
+        if (seen.size, seen.mtime_ns, seen.ready) != before:
+            self._changed.add(name)
 
     def _scan(self, now: float, *, startup: bool) -> None:
         try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from .options import Mode
 from .requests import Request
@@ -17,17 +16,14 @@ from .requests import Request
 class Entry:
     """A ready request in the inbox, as far as could be read without claiming it."""
 
-    path: Path
+    #: the file's name in the inbox
+    name: str
     priority: int
     mtime: float
     #: the resolved model name, None when the request is invalid or names no model
     model: str | None
     #: equal keys may share one generate call; None runs alone (seeded, melody, invalid...)
     batch_key: Hashable | None
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
     def order(self) -> tuple[int, float, str]:
         """Priority first (higher first), then oldest mtime, then name."""
