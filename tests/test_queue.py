@@ -5,7 +5,7 @@ from __future__ import annotations
 from watcher.queue import Entry, plan_next
 
 
-def entry(name: str, priority: int = 0, mtime: float = 0.0, model: str = "a", key: object = "k") -> Entry:
+def entry(name: str, priority: int = 0, mtime: float = 0.0, model: str | None = "a", key: object = "k") -> Entry:
     return Entry(name, priority, mtime, model, key)
 
 
@@ -54,3 +54,8 @@ def test_resident_model_is_preferred_but_bounded() -> None:
 def test_preference_stays_within_the_top_priority() -> None:
     entries = [entry("high", 3, model="b"), entry("resident", 0, model="a")]
     assert plan(entries, resident="a") == ["high"]
+
+
+def test_an_invalid_request_is_not_passed_over_for_the_resident_model() -> None:
+    entries = [entry("invalid", model=None, key=None), entry("resident", model="a", mtime=1)]
+    assert plan(entries, resident="a") == ["invalid"]

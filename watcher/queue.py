@@ -43,8 +43,8 @@ def plan_next(entries: Sequence[Entry], *, resident: str | None, max_batch: int,
               skips: dict[str, int]) -> list[Entry]:
     """The next batch: its head, then batch-mates, never jumping past higher priority.
 
-    Among the requests of the top priority, one for the resident model goes first, unless
-    another has been passed over `max_skips` times already. `skips` is updated in place.
+    Among the requests of the top priority, one for the resident model (or an invalid one) goes
+    first, unless another has been passed over `max_skips` times already. `skips` is updated in place.
     """
     if not entries:
         return []
@@ -72,7 +72,8 @@ def _pick_head(ordered: list[Entry], resident: str | None, max_skips: int, skips
     starving = [e for e in top if skips.get(e.name, 0) >= max_skips]
     if starving:
         return starving[0]
-    preferred = next((e for e in top if resident is not None and e.model == resident), top[0])
+    # An invalid request (model None) costs no load: it fails at once, so it is never passed over.
+    preferred = next((e for e in top if resident is not None and e.model in (resident, None)), top[0])
     for entry in top:
         if entry.order() < preferred.order():
             skips[entry.name] = skips.get(entry.name, 0) + 1
