@@ -64,7 +64,7 @@ def run_once(env: dict[str, str], work: Path, max_skips: int, max_batch: int, co
     claimed = {e["request_id"]: i for i, e in enumerate(daemon.named("claimed"))}
     displacement = max(abs(claimed[f"m{i:02d}"] - i) for i in range(count))
     moved = [bl.event_time(e) for e in daemon.named("moved")]
-    first = min(bl.event_time(e) for e in daemon.named("claimed"))
+    first = max([min(bl.event_time(e) for e in daemon.named("claimed")), *(bl.event_time(e) for e in preload[:1])])
     queued = {s["request_id"]: s for s in sidecars}
     waits = [bl.event_time(e) - first for e in daemon.named("moved")]
     return {"max_skips": max_skips, "max_batch": max_batch, "exit_code": code,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import soundfile as sf
-import torch
 
 from . import files
 from .errors import ErrorCode, RequestError
 from .options import AudioFormat, Normalize, SampleFormat, subtype_for
+
+if TYPE_CHECKING:  # torch costs seconds to import; the daemon claims and reads requests before it has it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ def read_audio(path: Path, *, field: str, max_bytes: int | None = None,
         ) from exc
     if data.shape[0] == 0:
         raise RequestError(ErrorCode.unreadable_audio, f"{path.name} holds no audio.", field=field)
+    import torch
+
     return Audio(torch.from_numpy(data.T.copy()), int(rate))
 
 
@@ -80,7 +85,7 @@ def write_temp_audio(audio: Audio, folder: Path, name: str, fmt: AudioFormat,
                      sample_format: SampleFormat = SampleFormat.pcm16) -> Path:
     """Write `audio` to a fsynced temporary file in `folder`; publish it with `files.link_no_clobber`."""
     subtype = subtype_for(fmt, sample_format)
-    data = audio.wav.detach().to("cpu", torch.float32).numpy().T
+    data = audio.wav.detach().cpu().float().numpy().T
     # Encode in memory, then write with plain file I/O: libsndfile reports a full disk only as
     # "System error", while Python raises OSError with its errno (ENOSPC, EACCES, EROFS).
     encoded = io.BytesIO()

@@ -8,17 +8,17 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from . import files
 from .audio import Audio, normalized, read_audio
 from .config import Settings
-from .engine import Engine, Generated, Job
 from .errors import ErrorCode, FatalError, OutOfMemory, RequestError, TransientError, WatcherError
 from .faults import FaultPoint, Faults
 from .folders import Layout, write_json
@@ -31,6 +31,9 @@ from .publish import Publisher
 from .queue import Entry, batch_key, plan_next
 from .requests import Request, attachments_of, decode_request, parse_request
 from .results import done_sidecar, error_sidecar, now_iso
+
+if TYPE_CHECKING:
+    from .engine import Engine, Generated, Job
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -49,7 +52,7 @@ class Work:
     received: dict[str, Any] = field(default_factory=dict)
     request: Request | None = None
     model: ResolvedModel | None = None
-    job: Job | None = None
+    job: Job | None = None  # set once the engine's module is imported
 
     @property
     def request_id(self) -> str:
@@ -63,7 +66,8 @@ class Daemon:
         self.settings = settings
         self.once = once
         self.layout = Layout.from_settings(settings)
-        self.engine = engine or Engine(settings.engine.device, threads=settings.engine.threads)
+        self._given_engine = engine
+        self._engine: Future[Engine] | None = None
         self.wake = threading.Event()
         self.pickup = Pickup(self.layout.inbox, settings.watch, self.wake)
         self.lineup = Lineup(self.pickup, settings, self._resolve)
@@ -93,11 +97,12 @@ class Daemon:
         except OSError as exc:
             raise FatalError(f"metrics.port {self.settings.metrics.port} cannot be served: {exc.strerror}") from None
         self._install_signals()
+        self._start_engine()
         self._recover()
         self.pickup.start()
-        self._preload()
         try:
             while not self.stop_requested:
+                self._check_engine()
                 self._heartbeat()
                 if self._step():
                     self.last_active = time.monotonic()
@@ -128,21 +133,67 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-    def _preload(self) -> None:
+    # -- the engine, started in the background ----------------------------------------------
+
+    def _start_engine(self) -> None:
+        """Import torch and AudioCraft, build the engine and preload the default model on a second thread.
+
+        That takes seconds (about 5 s of imports on a 2-core CPU, then the load). Meanwhile this
+        thread recovers, reads the inbox, claims the first batch and fails the invalid requests in
+        it; generating waits for the engine (`self.engine`).
+        """
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-start")
+        self._engine = pool.submit(self._build_engine)
+        pool.shutdown(wait=False)
+
+    def _build_engine(self) -> Engine:
+        engine = self._given_engine
+        if engine is None:
+            from .engine import Engine
+
+            engine = Engine(self.settings.engine.device, threads=self.settings.engine.threads)
+        if self.settings.engine.preload:
+            self._preload(engine)
+        return engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine; waits until it has started, and stops the daemon if it could not."""
+        assert self._engine is not None, "run() starts the engine"
+        try:
+            return self._engine.result()
+        except Exception as exc:
+            raise FatalError(f"The engine could not start: {type(exc).__name__}: {exc}") from exc
+
+    @property
+    def resident(self) -> str | None:
+        """The loaded model's name; while the engine starts, the one it preloads (if any)."""
+        if self._engine is not None and self._engine.done():
+            return self.engine.resident
         if not self.settings.engine.preload:
-            return
+            return None
+        try:
+            return self._resolve(self.settings.engine.default_model).name
+        except WatcherError:
+            return None
+
+    def _check_engine(self) -> None:
+        if self._engine is not None and self._engine.done():
+            self.engine  # noqa: B018 - raises FatalError when the start failed (a broken install)
+
+    def _preload(self, engine: Engine) -> None:
         try:
             model = self._resolve(self.settings.engine.default_model)
-            seconds = self.engine.load(model)
-            self.metrics.observe_engine(self.engine.resident, self.engine.loads)
-            log.info("model_loaded", model=model.name, seconds=round(seconds, 3), device=self.engine.device)
+            seconds = engine.load(model)
+            self.metrics.observe_engine(engine.resident, engine.loads)
+            log.info("model_loaded", model=model.name, seconds=round(seconds, 3), device=engine.device)
         except WatcherError as exc:
             log.warning("preload_failed", model=self.settings.engine.default_model, error_code=exc.code.value,
                         message=exc.message)
 
     def _maybe_unload(self) -> None:
         idle = self.settings.engine.idle_unload
-        if idle and self.engine.resident and time.monotonic() - self.last_active > idle:
+        if idle and self.resident and time.monotonic() - self.last_active > idle:
             log.info("model_unloaded", model=self.engine.resident, idle_seconds=idle)
             self.engine.unload()
             self.metrics.observe_engine(self.engine.resident, self.engine.loads)
@@ -152,7 +203,7 @@ class Daemon:
         if now - self._last_heartbeat >= self.settings.daemon.heartbeat_interval:
             self._last_heartbeat = now
             beat = {"daemon": self.layout.daemon_id, "pid": os.getpid(), "at": now_iso(),
-                    "model": self.engine.resident}
+                    "model": self.resident}
             files.replace_atomic(self.layout.heartbeat, json.dumps(beat).encode())
             self.metrics.export(self.layout.depths())
 
@@ -199,7 +250,7 @@ class Daemon:
                 self._process([work])
             return True
         entries = self.lineup.eligible()
-        batch = plan_next(entries, resident=self.engine.resident, max_batch=self.settings.engine.max_batch,
+        batch = plan_next(entries, resident=self.resident, max_batch=self.settings.engine.max_batch,
                           max_skips=self.settings.engine.max_skips, skips=self.skips)
         works = [w for w in (self._claim(e) for e in batch) if w is not None]
         if works:
@@ -238,6 +289,10 @@ class Daemon:
                 continue
             try:
                 self._generate(group)
+            except FatalError:  # the engine could not start: nothing will run here, so nothing stays claimed
+                for work in group:
+                    self._put_back(work)
+                raise
             except Exception as exc:  # a bug must cost one request, not the daemon
                 log.exception("internal_error", request_ids=[w.request_id for w in group])
                 for work in group:
@@ -254,6 +309,8 @@ class Daemon:
             work.model.check_melody()
         melody = self._attachment(request.melody, "melody")
         continuation = self._attachment(request.continuation, "continuation")
+        from .engine import Job  # waits for the engine's start-up to import it
+
         work.job = Job(prompt=request.prompt, melody=melody, continuation=continuation)
 
     def _attachment(self, name: str | None, field_name: str) -> Audio | None:

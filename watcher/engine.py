@@ -91,8 +91,7 @@ class Engine:
 
     def __init__(self, device: str = "auto", *, threads: int = 0) -> None:
         self.device = pick_device(device)
-        if threads:
-            torch.set_num_threads(threads)  # several daemons on one CPU host: they crawl fighting over cores
+        self.threads = threads
         self._model: MusicGen | None = None
         self._name: str | None = None
         self.loads = 0
@@ -180,6 +179,8 @@ class Engine:
         steps = planned_steps(duration, musicgen.max_duration, musicgen.frame_rate,
                               sampling.extend_stride, prompt_seconds)
         musicgen.set_custom_progress_callback(_StepCounter(steps, progress))
+        if self.threads:  # set here, in the thread that generates (the daemon builds the engine in another)
+            torch.set_num_threads(self.threads)  # several daemons on one CPU host crawl fighting over cores
         torch.manual_seed(seed)  # seeds every device; AudioCraft has no seed argument
         random.seed(seed)  # demucs (melody chroma) draws its time shift from Python's random
         started = time.perf_counter()

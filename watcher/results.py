@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.metadata
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .engine import Generated
 from .errors import WatcherError
+
+if TYPE_CHECKING:
+    from .engine import Generated
 
 
 def now_iso() -> str:
