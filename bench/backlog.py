@@ -13,8 +13,8 @@ the first run, which shows what a start costs without it on this machine:
   `model_loaded` event to the first `claimed` event, and from process start to the first
   `finished` event; the peak RSS over the window (30 s after `model_loaded`), after which the
   daemon gets SIGTERM. Also how many requests it finished by then, and the mean time per finished
-  request (first `claimed` to last `moved`, divided by the number done) next to the 10-request
-  control's.
+  request (from the first `claimed`, or `model_loaded` if later, to the last `moved`, divided by
+  the number done) next to the 10-request control's.
 
 The daemon imports torch and AudioCraft and preloads the model on a second thread while it scans
 the inbox, reads the backlog and claims the first batch, so the first claim may come before
@@ -72,7 +72,9 @@ def run_daemon(env: dict[str, str], work: Path, name: str, count: int, window: f
     watching, loaded, claimed = first("watching"), first("model_loaded"), first("claimed")
     finished = first("finished")
     moved = [bl.event_time(e) for e in daemon.named("moved")]
-    per_request = (max(moved) - claimed) / len(moved) if moved and claimed is not None else None
+    # From the later of the first claim and the preload: the first batch is claimed while the engine starts.
+    began = max(claimed, loaded) if claimed is not None and loaded is not None else claimed
+    per_request = (max(moved) - began) / len(moved) if moved and began is not None else None
     after_load = [kb for t, kb in samples if loaded is not None and t >= loaded - start]
     done = len(list(data.done.glob("*.json")))
     return {
