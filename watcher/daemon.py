@@ -215,7 +215,8 @@ class Daemon:
             beat = {"daemon": self.layout.daemon_id, "pid": os.getpid(), "at": now_iso(),
                     "model": self.resident}
             files.replace_atomic(self.layout.heartbeat, json.dumps(beat).encode())
-            self.metrics.export(self.layout.depths())
+            if self.metrics.exported:  # counting done/ and the outbox lists folders that only grow
+                self.metrics.export(self.layout.depths())
 
     # -- recovery -----------------------------------------------------------------------------
 

@@ -33,6 +33,11 @@ class Metrics:
         self.batch_size = Histogram("musicgen_watcher_batch_size", "Requests per generate call",
                                     buckets=_BATCH_BUCKETS, registry=r)
 
+    @property
+    def exported(self) -> bool:
+        """Whether anything reads these: a port or a textfile is configured."""
+        return bool(self.config.port) or self.config.textfile is not None
+
     def start(self) -> None:
         """Serve /metrics when `metrics.port` is set."""
         if self.config.port:
