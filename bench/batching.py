@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     print(bl.header_block(f"Batching ({size_name} musicgen-small stand-in, {args.requests} x {duration:g} s, "
                           f"{threads} torch thread{'s' if threads > 1 else ''})", info, phases))
     print()
-    print(bl.table(["max_batch", "batch sizes run", "first claimed → last moved (s)", "s per request",
+    print(bl.table(["max_batch", "batch sizes run", "first claimed (or preload) → last moved (s)", "s per request",
                     "audio s per wall s", "sum of engine.generate (s)", "loads during requests"], rows))
     print()
     print(f"Ratio time(max_batch=1) / time(max_batch={args.batch}) = **{ratio:.2f}x** (target >= 2). "

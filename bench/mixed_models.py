@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(bl.table(["max_skips", "max_batch", "preloads", "loads during requests (sidecars)",
                     "model switches (log)", "seconds loading", "batch models in order (S=small, T=stereo)",
-                    "max queue-order displacement", "first claimed → last moved (s)"], rows))
+                    "max queue-order displacement", "first claimed (or preload) → last moved (s)"], rows))
     print()
     print("Loads, max_skips=0 vs max_skips=8: " + "; ".join(
         f"max_batch={b}: {a} vs {p}" + (f" ({a / p:.0f}x fewer)" if p else "") for b, (a, p) in ratios.items()) + ".")

@@ -8,7 +8,6 @@ import signal
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -31,6 +30,7 @@ from .publish import Publisher
 from .queue import Entry, batch_key, plan_next
 from .requests import Request, attachments_of, decode_request, parse_request
 from .results import done_sidecar, error_sidecar, now_iso
+from .warmup import Warmup
 
 if TYPE_CHECKING:
     from .engine import Engine, Generated, Job
@@ -66,8 +66,6 @@ class Daemon:
         self.settings = settings
         self.once = once
         self.layout = Layout.from_settings(settings)
-        self._given_engine = engine
-        self._engine: Future[Engine] | None = None
         self.wake = threading.Event()
         self.pickup = Pickup(self.layout.inbox, settings.watch, self.wake)
         self.lineup = Lineup(self.pickup, settings, self._resolve)
@@ -83,6 +81,7 @@ class Daemon:
         self.last_active = time.monotonic()
         self._last_heartbeat = 0.0
         self.metrics = Metrics(settings.metrics)
+        self.warmup = Warmup(settings.engine, self.metrics, self._resolve, engine)
         self.publisher = Publisher(self.layout, self.faults)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -103,10 +102,11 @@ class Daemon:
         # lock for milliseconds at a time, and a thread reading thousands of small files waits for
         # it after every system call (10,000 requests took 6 s to read instead of 0.6 s).
         self.lineup.eligible()
-        self._start_engine()
+        self.warmup.start()
         try:
             while not self.stop_requested:
-                self._check_engine()
+                if self.warmup.done:
+                    self.warmup.engine  # noqa: B018 - raises FatalError when the start failed (a broken install)
                 self._heartbeat()
                 if self._step():
                     self.last_active = time.monotonic()
@@ -137,73 +137,21 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-    # -- the engine, started in the background ----------------------------------------------
-
-    def _start_engine(self) -> None:
-        """Import torch and AudioCraft, build the engine and preload the default model on a second thread.
-
-        That takes seconds (about 5 s of imports on a 2-core CPU, then the load). Meanwhile this
-        thread claims the first batch and fails the invalid requests in it, and keeps watching;
-        generating waits for the engine (`self.engine`).
-        """
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-start")
-        self._engine = pool.submit(self._build_engine)
-        pool.shutdown(wait=False)
-
-    def _build_engine(self) -> Engine:
-        engine = self._given_engine
-        if engine is None:
-            from .engine import Engine
-
-            engine = Engine(self.settings.engine.device, threads=self.settings.engine.threads)
-        if self.settings.engine.preload:
-            self._preload(engine)
-        return engine
+    # -- the engine, started in the background ---------------------------------------------
 
     @property
     def engine(self) -> Engine:
-        """The engine; waits until it has started, and stops the daemon if it could not."""
-        assert self._engine is not None, "run() starts the engine"
-        try:
-            return self._engine.result()
-        except Exception as exc:
-            raise FatalError(f"The engine could not start: {type(exc).__name__}: {exc}") from exc
-
-    @property
-    def _started(self) -> bool:
-        """Whether the engine's start-up has ended, well or not."""
-        return self._engine is not None and self._engine.done()
+        """The engine; waits until it has started (see `Warmup`)."""
+        return self.warmup.engine
 
     @property
     def resident(self) -> str | None:
-        """The loaded model's name; while the engine starts, the one it preloads (if any)."""
-        if self._started:
-            return self.engine.resident
-        if not self.settings.engine.preload:
-            return None
-        try:
-            return self._resolve(self.settings.engine.default_model).name
-        except WatcherError:
-            return None
-
-    def _check_engine(self) -> None:
-        if self._started:
-            self.engine  # noqa: B018 - raises FatalError when the start failed (a broken install)
-
-    def _preload(self, engine: Engine) -> None:
-        try:
-            model = self._resolve(self.settings.engine.default_model)
-            seconds = engine.load(model)
-            self.last_active = time.monotonic()  # idle_unload counts from here, not from the process start
-            self.metrics.observe_engine(engine.resident, engine.loads)
-            log.info("model_loaded", model=model.name, seconds=round(seconds, 3), device=engine.device)
-        except WatcherError as exc:
-            log.warning("preload_failed", model=self.settings.engine.default_model, error_code=exc.code.value,
-                        message=exc.message)
+        return self.warmup.resident
 
     def _maybe_unload(self) -> None:
         idle = self.settings.engine.idle_unload
-        if idle and self._started and self.resident and time.monotonic() - self.last_active > idle:
+        since = max(self.last_active, self.warmup.loaded_at or 0.0)  # idle counts from the preload too
+        if idle and self.warmup.done and self.resident and time.monotonic() - since > idle:
             log.info("model_unloaded", model=self.engine.resident, idle_seconds=idle)
             self.engine.unload()
             self.metrics.observe_engine(self.engine.resident, self.engine.loads)
