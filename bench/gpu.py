@@ -26,7 +26,8 @@ def worker(spec_json: str) -> int:
     spec = json.loads(spec_json)
     import torch
 
-    from watcher.engine import Engine, Job
+    from watcher.engine import Engine
+    from watcher.jobs import Job
     from watcher.models import resolve_model
 
     engine = Engine(spec["device"])

@@ -17,8 +17,9 @@ from tests.conftest import DataRoot, config_file
 from watcher.audio import Audio
 from watcher.config import load_settings
 from watcher.daemon import Daemon
-from watcher.engine import Engine, Generated, Job, ProgressCallback
+from watcher.engine import Engine
 from watcher.errors import OutOfMemory
+from watcher.jobs import Generated, Job, ProgressCallback
 from watcher.models import ResolvedModel
 from watcher.options import Sampling
 

@@ -22,6 +22,7 @@ from .errors import ErrorCode, FatalError, OutOfMemory, RequestError, TransientE
 from .faults import FaultPoint, Faults
 from .folders import Layout, write_json
 from .hooks import run_hook
+from .jobs import Generated, Job
 from .lineup import Lineup
 from .metrics import Metrics
 from .models import ResolvedModel, resolve_model
@@ -33,7 +34,7 @@ from .results import done_sidecar, error_sidecar, now_iso
 from .warmup import Warmup
 
 if TYPE_CHECKING:
-    from .engine import Engine, Generated, Job
+    from .engine import Engine
 
 log = structlog.get_logger("watcher.daemon")
 
@@ -52,7 +53,7 @@ class Work:
     received: dict[str, Any] = field(default_factory=dict)
     request: Request | None = None
     model: ResolvedModel | None = None
-    job: Job | None = None  # set once the engine's module is imported
+    job: Job | None = None
 
     @property
     def request_id(self) -> str:
@@ -248,8 +249,8 @@ class Daemon:
                 continue
             try:
                 self._generate(group)
-            except FatalError:  # the engine could not start: nothing will run here, so nothing stays claimed
-                for work in group:
+            except FatalError:  # the engine could not start: nothing runs here, so nothing stays claimed
+                for work in (w for g in groups.values() for w in g if w.claimed.exists()):
                     self._put_back(work)
                 raise
             except Exception as exc:  # a bug must cost one request, not the daemon
@@ -268,8 +269,6 @@ class Daemon:
             work.model.check_melody()
         melody = self._attachment(request.melody, "melody")
         continuation = self._attachment(request.continuation, "continuation")
-        from .engine import Job  # waits for the engine's start-up to import it
-
         work.job = Job(prompt=request.prompt, melody=melody, continuation=continuation)
 
     def _attachment(self, name: str | None, field_name: str) -> Audio | None:

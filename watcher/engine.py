@@ -6,8 +6,7 @@ import gc
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import cast
 
 import torch
@@ -17,49 +16,12 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
 from .audio import Audio
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError
+from .jobs import Generated, Job, ProgressCallback
 from .models import ResolvedModel
 from .options import Mode, Sampling
 
-#: called with the overall progress, 0..1, monotonic across extension windows
-ProgressCallback = Callable[[float], None]
-
 #: the conditioner through which melody models take a chroma
 _MELODY_CONDITIONER = "self_wav"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One output's conditioning. Jobs in one batch must share a mode."""
-
-    prompt: str | None = None
-    melody: Audio | None = None
-    continuation: Audio | None = None
-
-    @property
-    def mode(self) -> Mode:
-        if self.melody is not None and self.continuation is not None:
-            raise RequestError(ErrorCode.unsupported_mode,
-                               "A request can have a melody or a continuation, not both.", field="melody")
-        if self.melody is not None:
-            return Mode.melody
-        if self.continuation is not None:
-            return Mode.continuation
-        return Mode.text if self.prompt else Mode.unconditional
-
-
-@dataclass(frozen=True)
-class Generated:
-    """One output with what its sidecar reports."""
-
-    audio: Audio
-    model: str
-    seed: int
-    device: str
-    dtype: str
-    load_seconds: float
-    generate_seconds: float
-    batch_size: int
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def pick_device(device: str) -> str:

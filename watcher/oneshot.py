@@ -33,7 +33,8 @@ def generate(args: argparse.Namespace) -> int:
         model.check_melody()
     # Imported only now: a bad argument is reported at once, without importing torch and audiocraft.
     from .audio import normalized, read_audio, write_audio
-    from .engine import Engine, Job
+    from .engine import Engine
+    from .jobs import Job
 
     job = Job(prompt=request.prompt,
               melody=read_audio(paths["melody"], field="melody") if "melody" in paths else None,

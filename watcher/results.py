@@ -11,7 +11,7 @@ from . import __version__
 from .errors import WatcherError
 
 if TYPE_CHECKING:
-    from .engine import Generated
+    from .jobs import Generated
 
 
 def now_iso() -> str:

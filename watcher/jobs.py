@@ -1,0 +1,51 @@
+"""What the engine takes and gives: a job per output, a generated result, a progress callback.
+
+Kept apart from `engine` so the daemon can prepare jobs before torch and AudioCraft are imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .audio import Audio
+from .errors import ErrorCode, RequestError
+from .options import Mode
+
+#: called with the overall progress, 0..1, monotonic across extension windows
+ProgressCallback = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One output's conditioning. Jobs in one batch must share a mode."""
+
+    prompt: str | None = None
+    melody: Audio | None = None
+    continuation: Audio | None = None
+
+    @property
+    def mode(self) -> Mode:
+        if self.melody is not None and self.continuation is not None:
+            raise RequestError(ErrorCode.unsupported_mode,
+                               "A request can have a melody or a continuation, not both.", field="melody")
+        if self.melody is not None:
+            return Mode.melody
+        if self.continuation is not None:
+            return Mode.continuation
+        return Mode.text if self.prompt else Mode.unconditional
+
+
+@dataclass(frozen=True)
+class Generated:
+    """One output with what its sidecar reports."""
+
+    audio: Audio
+    model: str
+    seed: int
+    device: str
+    dtype: str
+    load_seconds: float
+    generate_seconds: float
+    batch_size: int
+    extra: dict[str, object] = field(default_factory=dict)
