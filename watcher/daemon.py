@@ -294,15 +294,16 @@ class Daemon:
         first = works[0]
         assert first.request is not None and first.model is not None
         request = first.request
+        engine = self.engine  # waits while the engine starts: "started" means generating
         started_at = now_iso()
         for work in works:
             log.info("started", request_id=work.request_id, model=first.model.name, duration=request.duration,
                      batch_size=len(works))
         progress = _Progress(self, works, started_at)
         try:
-            outputs = self.engine.generate(first.model, [w.job for w in works if w.job is not None],
-                                           duration=request.duration, sampling=request.sampling,
-                                           seed=request.seed, progress=progress)
+            outputs = engine.generate(first.model, [w.job for w in works if w.job is not None],
+                                      duration=request.duration, sampling=request.sampling,
+                                      seed=request.seed, progress=progress)
         except Abandoned:
             for work in works:
                 self._put_back(work)
