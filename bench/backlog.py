@@ -116,10 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     count = args.requests or (1000 if args.quick else 10_000)
     window = args.window or (10.0 if args.quick else 30.0)
 
-    standins = bl.ensure_standins(False)
-    env = bl.run_env(standins, args.threads)
-    bl.warm_imports(env)
-    work = bl.fresh_dir(bl.RESULTS / "work" / "backlog")
+    standins, env, work = bl.prepare("backlog", full_size=False, threads=args.threads)
     info = bl.base_info()
     phases: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, Any]] = {}

@@ -57,24 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, help="seconds of audio per request (default 5; --quick 2)")
     parser.add_argument("--batch", type=int, default=4, help="the batched max_batch to compare with 1")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: cores full-size, 1 tiny)")
-    parser.add_argument("--max-load", type=float, default=None,
-                        help="wait for the 1-min load average to drop under this before measuring "
-                             "(default 1.0 full-size, off for tiny; 0 = off)")
-    parser.add_argument("--max-wait", type=float, default=600)
+    bl.add_load_options(parser)
     args = parser.parse_args(argv)
 
     full_size = (not args.quick) if args.full_size is None else args.full_size
     duration = args.duration or (2.0 if args.quick else 5.0)
     threads = args.threads or bl.default_threads(full_size)
-    max_load = args.max_load if args.max_load is not None else (1.0 if full_size else 0.0)
     timeout = 3600.0 if full_size else 600.0
-    standins = bl.ensure_standins(full_size)
-    env = bl.run_env(standins, threads)
-    bl.warm_imports(env)
+    _, env, work = bl.prepare("batching", full_size=full_size, threads=threads)
     prompt = bl.PROMPTS[0]
     requests = [(f"req{i:02d}.json", {"prompt": prompt, "duration": duration}) for i in range(args.requests)]
-    work = bl.fresh_dir(bl.RESULTS / "work" / "batching")
-    if not bl.wait_for_quiet(max_load, args.max_wait):
+    if not bl.quiet_enough(args, full_size):
         return 3
 
     info = bl.base_info()

@@ -161,6 +161,20 @@ def add_size_options(parser: argparse.ArgumentParser, quick_help: str) -> None:
     parser.add_argument("--quick", action="store_true", help=quick_help)
 
 
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """--max-load / --max-wait, shared by the full-size scripts (see `quiet_enough`)."""
+    parser.add_argument("--max-load", type=float, default=None,
+                        help="wait for the 1-min load average to drop under this before measuring "
+                             "(default 1.0 full-size, off for tiny; 0 = off)")
+    parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for --max-load, then give up")
+
+
+def quiet_enough(args: argparse.Namespace, full_size: bool) -> bool:
+    """Wait as --max-load / --max-wait say (by default: under 1.0 for full size, not at all for tiny)."""
+    max_load = args.max_load if args.max_load is not None else (1.0 if full_size else 0.0)
+    return wait_for_quiet(max_load, args.max_wait)
+
+
 def wait_for_quiet(max_load: float, max_wait: float) -> bool:
     """Wait until the 1-minute load average is under max_load; False (saying how to rerun) if it never was."""
     if max_load <= 0 or max_load == float("inf"):
@@ -296,6 +310,15 @@ def run_env(standins: Path, threads: int | None = None, *, bytecode_cache: bool 
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[name] = str(threads)
     return env
+
+
+def prepare(name: str, *, full_size: bool, threads: int | None) -> tuple[Path, dict[str, str], Path]:
+    """What each daemon benchmark does first: the stand-ins (built once), the measured processes'
+    environment with its bytecode cache filled, and an empty bench/results/work/<name>/."""
+    standins = ensure_standins(full_size)
+    env = run_env(standins, threads)
+    warm_imports(env)
+    return standins, env, fresh_dir(RESULTS / "work" / name)
 
 
 def warm_imports(env: dict[str, str]) -> float:

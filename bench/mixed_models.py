@@ -86,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     count = args.requests or (6 if args.quick else 12)
 
-    standins = bl.ensure_standins(False)
-    env = bl.run_env(standins, args.threads)
-    bl.warm_imports(env)
-    work = bl.fresh_dir(bl.RESULTS / "work" / "mixed_models")
+    _, env, work = bl.prepare("mixed_models", full_size=False, threads=args.threads)
     info = bl.base_info()
     phases: dict[str, dict[str, Any]] = {}
     runs: list[dict[str, Any]] = []

@@ -110,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch threads on both sides (default: cores full-size, 1 tiny)")
     parser.add_argument("--noise", type=float, default=0.1,
                         help="cores busy with other processes above which a job pair is flagged (default 0.1)")
-    parser.add_argument("--max-load", type=float, default=None,
-                        help="wait for the 1-min load average to drop under this before measuring "
-                             "(default 1.0 full-size, off for tiny; 0 = off)")
-    parser.add_argument("--max-wait", type=float, default=600, help="seconds to wait for --max-load, then give up")
+    bl.add_load_options(parser)
     parser.add_argument("--direct-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.direct_worker:
@@ -123,15 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     n = args.jobs or (3 if args.quick else 2)
     duration = args.duration or (2.0 if args.quick else 5.0)
     threads = args.threads or bl.default_threads(full_size)
-    max_load = args.max_load if args.max_load is not None else (1.0 if full_size else 0.0)
     timeout = 3600.0 if full_size else 300.0
 
-    standins = bl.ensure_standins(full_size)
-    env = bl.run_env(standins, threads)
-    bl.warm_imports(env)
+    _, env, work = bl.prepare("overhead", full_size=full_size, threads=threads)
     jobs = [{"prompt": bl.PROMPTS[i % len(bl.PROMPTS)], "duration": duration, "seed": 1000 + i} for i in range(n)]
-    work = bl.fresh_dir(bl.RESULTS / "work" / "overhead")
-    if not bl.wait_for_quiet(max_load, args.max_wait):
+    if not bl.quiet_enough(args, full_size):
         return 3
 
     info = bl.base_info()

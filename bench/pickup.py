@@ -76,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     n = args.requests or (5 if args.quick else 20)
 
-    standins = bl.ensure_standins(False)
-    env = bl.run_env(standins, args.threads)
-    bl.warm_imports(env)
-    work = bl.fresh_dir(bl.RESULTS / "work" / "pickup")
+    _, env, work = bl.prepare("pickup", full_size=False, threads=args.threads)
     info = bl.base_info()
     phases: dict[str, dict[str, Any]] = {}
     modes: dict[str, dict[str, Any]] = {}
