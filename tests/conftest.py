@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,10 +31,25 @@ STANDIN_ENV = {
 }
 os.environ.update(STANDIN_ENV)
 
-from watcher.config import write_config  # noqa: E402
-from watcher.standins import build_standins, standin_env  # noqa: E402
+from watcher.config import load_settings, write_config  # noqa: E402
+from watcher.testing.standins import SAMPLE_RATE, build_standins, standin_env  # noqa: E402
 
-SAMPLE_RATE = 32000
+if TYPE_CHECKING:
+    from watcher.engine import Engine
+
+__all__ = ["SAMPLE_RATE"]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread running, as watchdog's own suite does."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 10
+    while (leaked := [t for t in threading.enumerate() if t not in before and t.is_alive()]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leaked, f"threads left running: {leaked}"
 
 
 @pytest.fixture(scope="session")
@@ -132,20 +149,45 @@ def cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None,
                           timeout=timeout, env=env or daemon_env(), **kwargs)
 
 
-@pytest.fixture
-def run_once(standins: Path, data: DataRoot) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`musicgen-watcher run --once` on `data`: runs until the inbox is drained, then returns."""
+RunOnce = Callable[..., subprocess.CompletedProcess[str]]
 
-    def run(extra_env: dict[str, str] | None = None, **sections: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        result = cli("run", "--once", "--config", str(config_file(data, **sections)),
-                     env=daemon_env(**(extra_env or {})))
-        assert result.returncode in (0, -9), result.stderr[-3000:]
+
+@pytest.fixture
+def run_once(standins: Path, data: DataRoot) -> RunOnce:
+    """`musicgen-watcher run --once` on `data`: runs until the inbox is drained, then returns; it must exit 0."""
+
+    def run(**sections: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        result = cli("run", "--once", "--config", str(config_file(data, **sections)))
+        assert result.returncode == 0, result.stderr[-3000:]
         return result
 
     return run
 
 
-class Daemon:
+InProcess = Callable[..., int]
+
+
+@pytest.fixture
+def in_process(standins: Path, data: DataRoot) -> Iterator[InProcess]:
+    """The daemon in this process with `--once`, for tests that give it their own engine.
+
+    The daemon sets a umask and signal handlers while it runs; this checks it gives both back.
+    """
+    from watcher.daemon import Daemon
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    umask = os.umask(0o022)
+    os.umask(umask)
+
+    def run(given: Engine | None = None, **sections: dict[str, Any]) -> int:
+        return Daemon(load_settings(config_file(data, **sections)), once=True, engine=given).run()
+
+    yield run
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers, "signal handlers were not restored"
+    assert os.umask(umask) == umask, "the umask was not restored"
+
+
+class DaemonProcess:
     """The daemon as a long-running subprocess, for watching, signals and crashes."""
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
@@ -167,12 +209,15 @@ class Daemon:
         return self.proc.wait(timeout=timeout)
 
 
-@pytest.fixture
-def start_daemon(standins: Path, data: DataRoot) -> Iterator[Callable[..., Daemon]]:
-    started: list[Daemon] = []
+StartDaemon = Callable[..., DaemonProcess]
 
-    def start(extra_env: dict[str, str] | None = None, **sections: dict[str, Any]) -> Daemon:
-        daemon = Daemon(config_file(data, **sections), daemon_env(**(extra_env or {})))
+
+@pytest.fixture
+def start_daemon(standins: Path, data: DataRoot) -> Iterator[StartDaemon]:
+    started: list[DaemonProcess] = []
+
+    def start(extra_env: dict[str, str] | None = None, **sections: dict[str, Any]) -> DaemonProcess:
+        daemon = DaemonProcess(config_file(data, **sections), daemon_env(**(extra_env or {})))
         started.append(daemon)
         return daemon
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import soundfile as sf
@@ -40,9 +41,9 @@ def test_melody_on_a_melody_model(standins: Path, tmp_path: Path) -> None:
     assert sf.info(str(tmp_path / "m.wav")).channels == 1
 
 
-def one_error_line(result: object) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]  # type: ignore[attr-defined]
-    assert len(lines) == 1 and "Traceback" not in result.stderr  # type: ignore[attr-defined]
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr
     return lines[0]
 
 

@@ -6,10 +6,11 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import soundfile as sf
 
-from tests.conftest import SAMPLE_RATE, DataRoot, cli, config_file, wait_for, write_wav
+from tests.conftest import SAMPLE_RATE, DataRoot, RunOnce, StartDaemon, cli, config_file, wait_for, write_wav
 
 
 def read_back(path: Path) -> tuple[int, int, int]:
@@ -17,7 +18,7 @@ def read_back(path: Path) -> tuple[int, int, int]:
     return info.samplerate, info.channels, info.frames
 
 
-def test_requests_end_in_done_with_audio_and_sidecar(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
+def test_requests_end_in_done_with_audio_and_sidecar(data: DataRoot, run_once: RunOnce) -> None:
     data.drop("trailer.json", {"prompt": "epic trailer", "duration": 1, "seed": 5})
     data.drop("wide.json", {"prompt": "pads", "duration": 0.5, "model": "facebook/musicgen-stereo-small",
                             "format": "flac", "output": "pads-take1", "normalize": "peak"})
@@ -42,10 +43,10 @@ def test_requests_end_in_done_with_audio_and_sidecar(data: DataRoot, run_once) -
     assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]  # no leftovers
 
 
-def test_every_error_code_lands_in_failed(data: DataRoot, run_once, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_every_error_code_lands_in_failed(data: DataRoot, run_once: RunOnce, tmp_path: Path) -> None:
     (data.inbox / "noise.wav").write_text("not audio at all")
     write_wav(data.inbox / "hum.wav", 1.0)
-    cases = {
+    cases: dict[str, tuple[dict[str, Any] | bytes, str, str | None]] = {
         "badjson": (b'{"prompt": "x",', "invalid_json", None),
         "utf16": (json.dumps({"prompt": "x"}).encode("utf-16"), "invalid_json", None),
         "typo": ({"prompt": "x", "durration": 3}, "invalid_request", "durration"),
@@ -74,7 +75,7 @@ def test_every_error_code_lands_in_failed(data: DataRoot, run_once, tmp_path: Pa
     assert "noise.wav" in data.listing("failed") and "hum.wav" in data.listing("failed")
 
 
-def test_nothing_is_ever_overwritten(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
+def test_nothing_is_ever_overwritten(data: DataRoot, run_once: RunOnce) -> None:
     data.outbox.mkdir(parents=True)
     data.done.mkdir(parents=True)
     (data.outbox / "song.wav").write_bytes(b"older song")
@@ -89,7 +90,7 @@ def test_nothing_is_ever_overwritten(data: DataRoot, run_once) -> None:  # type:
     assert read_back(data.outbox / "song-1.wav")[0] == SAMPLE_RATE
 
 
-def test_priority_then_age_then_name(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
+def test_priority_then_age_then_name(data: DataRoot, run_once: RunOnce) -> None:
     for i, (name, priority) in enumerate([("a-low", 0), ("b-high", 5), ("c-low", 0), ("d-mid", 1)]):
         path = data.drop(f"{name}.json", {"prompt": name, "duration": 0.2, "priority": priority})
         os.utime(path, (1_000_000 + i, 1_000_000 + i))
@@ -99,7 +100,7 @@ def test_priority_then_age_then_name(data: DataRoot, run_once) -> None:  # type:
     assert claimed == ["b-high", "d-mid", "a-low", "c-low"]
 
 
-def test_compatible_requests_share_a_batch(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
+def test_compatible_requests_share_a_batch(data: DataRoot, run_once: RunOnce) -> None:
     for i in range(3):
         data.drop(f"r{i}.json", {"prompt": f"take {i}", "duration": 0.5})
     data.drop("seeded.json", {"prompt": "alone", "duration": 0.5, "seed": 1})
@@ -110,7 +111,7 @@ def test_compatible_requests_share_a_batch(data: DataRoot, run_once) -> None:  #
     assert data.sidecar("seeded")["batch_size"] == 1 and data.sidecar("seeded")["seed"] == 1
 
 
-def test_junk_is_ignored(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
+def test_junk_is_ignored(data: DataRoot, run_once: RunOnce) -> None:
     junk = [".hidden.json", "x.json.tmp", "y.json.part", "z.json~", "._mac.json", ".DS_Store", "Thumbs.db",
             "desktop.ini", "notes.txt"]
     for name in junk:
@@ -125,7 +126,7 @@ def test_junk_is_ignored(data: DataRoot, run_once) -> None:  # type: ignore[no-u
     assert data.listing("failed") == []
 
 
-def test_late_attachment_is_waited_for(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_late_attachment_is_waited_for(data: DataRoot, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(watch={"attachment_wait": 30})
     data.drop("follow.json", {"prompt": "x", "model": "facebook/musicgen-melody", "melody": "hum.wav",
                               "duration": 0.5})
@@ -138,7 +139,7 @@ def test_late_attachment_is_waited_for(data: DataRoot, start_daemon) -> None:  #
     assert daemon.stop() == 0
 
 
-def test_slow_copy_is_never_picked_up_half_written(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_slow_copy_is_never_picked_up_half_written(data: DataRoot, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(watch={"stable_seconds": 0.3})
     wait_for(lambda: (data.processing / "test" / ".heartbeat").exists(), what="daemon start")
     body = json.dumps({"prompt": "slowly copied " + "x" * 200, "duration": 0.2}).encode()
@@ -153,7 +154,7 @@ def test_slow_copy_is_never_picked_up_half_written(data: DataRoot, start_daemon)
     assert daemon.stop() == 0
 
 
-def test_rename_in_is_picked_up_at_once(data: DataRoot, start_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_rename_in_is_picked_up_at_once(data: DataRoot, start_daemon: StartDaemon, tmp_path: Path) -> None:
     daemon = start_daemon(watch={"stable_seconds": 60, "rescan_interval": 600})
     wait_for(lambda: (data.processing / "test" / ".heartbeat").exists(), what="daemon start")
     outside = tmp_path / "staging.json"
@@ -163,7 +164,7 @@ def test_rename_in_is_picked_up_at_once(data: DataRoot, start_daemon, tmp_path: 
     assert daemon.stop() == 0
 
 
-def test_polling_mode_and_startup_scan(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_polling_mode_and_startup_scan(data: DataRoot, start_daemon: StartDaemon) -> None:
     data.drop("early.json", {"prompt": "x", "duration": 0.2})
     daemon = start_daemon(watch={"mode": "polling", "poll_interval": 0.2})
     wait_for(lambda: (data.done / "early.json").exists(), what="startup scan")

@@ -9,11 +9,12 @@ import torch
 
 from tests.conftest import SAMPLE_RATE, write_wav
 from watcher.audio import read_audio
-from watcher.engine import Engine, Sampling
+from watcher.engine import Engine
 from watcher.errors import ErrorCode, RequestError
 from watcher.jobs import Job
 from watcher.models import ResolvedModel, resolve_model
-from watcher.standins import TINY_WINDOW_SECONDS, write_local_model
+from watcher.options import Sampling
+from watcher.testing.standins import TINY_WINDOW_SECONDS, write_local_model
 
 FRAME = SAMPLE_RATE // 50  # one EnCodec frame
 

@@ -17,11 +17,11 @@ def test_catalog_knows_every_official_model() -> None:
     assert not CATALOG["facebook/musicgen-small"].melody
 
 
-def test_alias_resolves_with_a_warning_naming_the_real_id() -> None:
-    with pytest.warns(UserWarning, match="facebook/musicgen-stereo-small"):
-        resolved = resolve_model("facebook/musicgen-small-stereo")
-    assert resolved.name == "facebook/musicgen-stereo-small"
+def test_alias_resolves_to_the_real_id_and_says_so() -> None:
+    resolved = resolve_model("facebook/musicgen-small-stereo")
+    assert resolved.name == "facebook/musicgen-stereo-small" and resolved.aliased
     assert resolved.info is not None and resolved.info.channels == 2
+    assert not resolve_model("facebook/musicgen-stereo-small").aliased
 
 
 def test_unknown_model_lists_valid_ids() -> None:

@@ -7,7 +7,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import DataRoot, cli, config_file, wait_for
+from tests.conftest import DataRoot, StartDaemon, cli, config_file, wait_for
 
 
 def metric(text: str, name: str) -> float:
@@ -18,7 +18,8 @@ def metric(text: str, name: str) -> float:
     raise AssertionError(f"{name} not in metrics:\n{text}")
 
 
-def test_health_metrics_and_hooks_on_a_running_daemon(data: DataRoot, start_daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_health_metrics_and_hooks_on_a_running_daemon(data: DataRoot, start_daemon: StartDaemon,
+                                                      tmp_path: Path) -> None:
     config = config_file(data)
     assert cli("health", "--config", str(config)).returncode == 1  # no daemon yet
     hook_log = tmp_path / "hooks.log"
@@ -41,9 +42,14 @@ def test_health_metrics_and_hooks_on_a_running_daemon(data: DataRoot, start_daem
     assert metric(served, 'musicgen_watcher_model_resident{model="facebook/musicgen-small"}') == 1
     assert metric(served, 'musicgen_watcher_model_loads_total{model="facebook/musicgen-small"}') == 1
     assert metric(served, "musicgen_watcher_batch_size_count") == 1
-    done_depth = 'musicgen_watcher_queue_depth{folder="done"} 1.0'
+    assert metric(served, "musicgen_watcher_requests_waiting") == 0
+    assert metric(served, "musicgen_watcher_requests_running") == 0
+    info = 'musicgen_watcher_info{daemon="test",device="cpu",model="facebook/musicgen-small",version="0.1.0"}'
+    assert metric(served, info) == 1
+    assert metric(served, "process_resident_memory_bytes") > 0 and "python_info{" in served
+    done = 'musicgen_watcher_requests_total{error_code="",outcome="done"} 1.0'
     # The textfile is rewritten every heartbeat: wait for one written after the request reached done/.
-    wait_for(lambda: textfile.exists() and done_depth in textfile.read_text().splitlines(), what="the textfile")
+    wait_for(lambda: textfile.exists() and done in textfile.read_text().splitlines(), what="the textfile")
     assert daemon.stop() == 0
     assert hook_log.read_text() == f"done ok {data.outbox / 'ok.wav'}\n"
     events = daemon.events()
@@ -52,7 +58,7 @@ def test_health_metrics_and_hooks_on_a_running_daemon(data: DataRoot, start_daem
     assert "not running" in cli("health", "--config", str(config)).stdout
 
 
-def test_one_daemon_per_id(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_one_daemon_per_id(data: DataRoot, start_daemon: StartDaemon) -> None:
     first = start_daemon()
     wait_for(lambda: (data.processing / "test" / ".heartbeat").exists(), what="first daemon")
     second = cli("run", "--config", str(config_file(data)))
@@ -61,7 +67,7 @@ def test_one_daemon_per_id(data: DataRoot, start_daemon) -> None:  # type: ignor
     assert first.stop() == 0
 
 
-def test_resident_model_is_preferred_and_unloaded_when_idle(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_resident_model_is_preferred_and_unloaded_when_idle(data: DataRoot, start_daemon: StartDaemon) -> None:
     for i in range(6):
         data.drop(f"m{i}.json", {"prompt": "x", "duration": 0.1, "priority": 1,
                                  "model": "facebook/musicgen-stereo-small" if i % 2 else "facebook/musicgen-small"})
@@ -77,7 +83,7 @@ def test_resident_model_is_preferred_and_unloaded_when_idle(data: DataRoot, star
 
 def _unloaded(data: DataRoot) -> bool:
     beat = json.loads((data.processing / "test" / ".heartbeat").read_text())
-    return beat["model"] is None
+    return beat["model"] is None and beat["state"] == "idle"  # not a swap between two models
 
 
 def test_selftest(standins: Path) -> None:

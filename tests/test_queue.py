@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from watcher.queue import Entry, plan_next
+from watcher.schedule import Entry, plan_next
 
 
 def entry(name: str, priority: int = 0, mtime: float = 0.0, model: str | None = "a", key: object = "k") -> Entry:

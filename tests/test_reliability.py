@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.conftest import SAMPLE_RATE, DataRoot, cli, config_file, daemon_env, wait_for, write_wav
+from tests.conftest import (
+    SAMPLE_RATE,
+    DataRoot,
+    RunOnce,
+    StartDaemon,
+    cli,
+    config_file,
+    daemon_env,
+    wait_for,
+    write_wav,
+)
 from watcher.faults import FaultPoint
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -84,7 +94,7 @@ def wait_running(data: DataRoot, name: str) -> None:
     wait_for(lambda: (data.processing / "test" / f"{name}.status.json").exists(), what=f"{name} to start")
 
 
-def test_sigterm_lets_the_running_request_finish(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_sigterm_lets_the_running_request_finish(data: DataRoot, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(daemon={"shutdown_grace": 120})
     data.drop("song.json", {"prompt": "x", "duration": 8})
     wait_running(data, "song")
@@ -94,7 +104,7 @@ def test_sigterm_lets_the_running_request_finish(data: DataRoot, start_daemon) -
     assert data.where("next") == "inbox"  # no new work was claimed after the signal
 
 
-def test_grace_runs_out_and_the_request_goes_back_untouched(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_grace_runs_out_and_the_request_goes_back_untouched(data: DataRoot, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(daemon={"shutdown_grace": 0.5})
     body = long_request(data)
     wait_running(data, "long")
@@ -105,7 +115,7 @@ def test_grace_runs_out_and_the_request_goes_back_untouched(data: DataRoot, star
     assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]
 
 
-def test_second_signal_stops_at_once(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_second_signal_stops_at_once(data: DataRoot, start_daemon: StartDaemon) -> None:
     daemon = start_daemon(daemon={"shutdown_grace": 600})
     long_request(data)
     wait_running(data, "long")
@@ -140,8 +150,11 @@ def cli_args(*args: str) -> list[str]:
     return [sys.executable, "-m", "watcher", *args]
 
 
+Mount = Callable[[Path, str], Path]
+
+
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[[Path, str], Path]]:
+def tmpfs(tmp_path: Path) -> Iterator[Mount]:
     mounted: list[Path] = []
 
     def mount(path: Path, size: str) -> Path:
@@ -158,7 +171,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[Path, str], Path]]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def test_full_disk_fails_cleanly_and_keeps_serving(data: DataRoot, run_once, tmpfs) -> None:  # type: ignore[no-untyped-def]
+def test_full_disk_fails_cleanly_and_keeps_serving(data: DataRoot, run_once: RunOnce, tmpfs: Mount) -> None:
     outbox = tmpfs(data.root / "outbox", "48k")
     data.drop("big.json", {"prompt": "x", "duration": 2, "priority": 1})  # 128 KB of PCM16: does not fit
     data.drop("small.json", {"prompt": "y", "duration": 0.2})  # 13 KB: fits
@@ -169,7 +182,7 @@ def test_full_disk_fails_cleanly_and_keeps_serving(data: DataRoot, run_once, tmp
     assert sorted(p.name for p in outbox.iterdir()) == ["small.json", "small.wav"]  # nothing partial
 
 
-def test_folders_on_other_devices(data: DataRoot, run_once, tmpfs) -> None:  # type: ignore[no-untyped-def]
+def test_folders_on_other_devices(data: DataRoot, run_once: RunOnce, tmpfs: Mount) -> None:
     done = tmpfs(data.root / "done", "4m")
     failed = tmpfs(data.root / "failed", "4m")
     write_wav(data.inbox / "hum.wav", 1.0)
@@ -181,7 +194,7 @@ def test_folders_on_other_devices(data: DataRoot, run_once, tmpfs) -> None:  # t
     assert data.listing("inbox") == [] and user_visible_leftovers(data) == []
 
 
-def test_model_download_failure_stays_in_line(data: DataRoot, start_daemon) -> None:  # type: ignore[no-untyped-def]
+def test_model_download_failure_stays_in_line(data: DataRoot, start_daemon: StartDaemon) -> None:
     daemon = start_daemon()
     data.drop("medium.json", {"prompt": "x", "model": "facebook/musicgen-medium", "duration": 0.2})
     data.drop("small.json", {"prompt": "x", "duration": 0.2})
@@ -194,7 +207,7 @@ def test_model_download_failure_stays_in_line(data: DataRoot, start_daemon) -> N
     assert data.where("medium") == "inbox" and data.listing("failed") == []
 
 
-def test_bad_input_corpus(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_corpus(data: DataRoot, run_once: RunOnce) -> None:
     cases = sorted(CORPUS.glob("*.json"))
     assert len(cases) >= 40
     for path in CORPUS.iterdir():

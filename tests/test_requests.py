@@ -7,10 +7,10 @@ import json
 import pytest
 
 from watcher.errors import ErrorCode, RequestError
-from watcher.requests import Limits, parse_request, request_schema
+from watcher.requests import Limits, Request, parse_request, request_schema
 
 
-def parse(data: bytes | str | dict[str, object], limits: Limits = Limits()) -> object:
+def parse(data: bytes | str | dict[str, object], limits: Limits = Limits()) -> Request:
     if isinstance(data, dict):
         data = json.dumps(data)
     if isinstance(data, str):
@@ -26,13 +26,13 @@ def error_of(data: bytes | str | dict[str, object], limits: Limits = Limits()) -
 
 def test_defaults_are_audiocrafts() -> None:
     request = parse({"prompt": "lofi"})
-    assert request.duration == 8.0  # type: ignore[attr-defined]
-    assert request.top_k == 250 and request.cfg_coef == 3.0 and request.extend_stride == 18  # type: ignore[attr-defined]
-    assert request.format is None and request.priority == 0  # type: ignore[attr-defined]
+    assert request.duration == 8.0
+    assert request.top_k == 250 and request.cfg_coef == 3.0 and request.extend_stride == 18
+    assert request.format is None and request.priority == 0
 
 
 def test_utf8_bom_is_accepted() -> None:
-    assert parse(b"\xef\xbb\xbf" + json.dumps({"prompt": "x"}).encode()).prompt == "x"  # type: ignore[attr-defined]
+    assert parse(b"\xef\xbb\xbf" + json.dumps({"prompt": "x"}).encode()).prompt == "x"
 
 
 def test_utf16_says_save_as_utf8() -> None:

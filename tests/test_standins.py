@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from watcher.standins import (
-    HTDEMUCS_CHECKPOINT,
+from tests.conftest import SAMPLE_RATE
+from watcher.testing._configs import HTDEMUCS_CHECKPOINT
+from watcher.testing.standins import (
     STANDIN_MODELS,
     TINY_WINDOW_SECONDS,
     build_standins,
@@ -27,7 +28,6 @@ from watcher.standins import (
     write_local_model,
 )
 
-SAMPLE_RATE = 32000
 CHANNELS = {"facebook/musicgen-small": 1, "facebook/musicgen-stereo-small": 2, "facebook/musicgen-melody": 1}
 
 # Loads every stand-in and reports shapes and timings as one JSON line on stdout.

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import time
 
 import pytest
 
-from tests.conftest import DataRoot, config_file
-from watcher.config import load_settings
-from watcher.daemon import Daemon
+from tests.conftest import DataRoot, InProcess, RunOnce
 from watcher.engine import Engine
 from watcher.errors import FatalError
 from watcher.models import ResolvedModel
 
 
-def test_invalid_request_fails_while_the_model_is_still_loading(data: DataRoot, run_once) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_request_fails_while_the_model_is_still_loading(data: DataRoot, run_once: RunOnce) -> None:
     broken = data.drop("broken.json", "{not json")
     data.drop("fine.json", {"prompt": "lofi beat", "duration": 0.1})
     old = time.time() - 60
@@ -37,16 +34,11 @@ class BrokenEngine(Engine):
         raise RuntimeError("CUDA driver initialization failed")
 
 
-def test_an_engine_that_cannot_start_stops_the_daemon_and_leaves_the_request(data: DataRoot) -> None:
+def test_an_engine_that_cannot_start_stops_the_daemon_and_leaves_the_request(data: DataRoot,
+                                                                              in_process: InProcess) -> None:
     request = data.drop("r.json", {"prompt": "lofi beat", "duration": 0.1})
     before = request.read_bytes()
-    settings = load_settings(config_file(data, engine={"preload": True}))
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with pytest.raises(FatalError, match="The engine could not start: RuntimeError: CUDA driver"):
-            Daemon(settings, once=True, engine=BrokenEngine("cpu")).run()
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
+    with pytest.raises(FatalError, match="The engine could not start: RuntimeError: CUDA driver"):
+        in_process(BrokenEngine("cpu"), engine={"preload": True})
     assert data.where("r") == "inbox"
     assert (data.inbox / "r.json").read_bytes() == before

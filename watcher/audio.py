@@ -40,33 +40,43 @@ class Audio:
 def read_audio(path: Path, *, field: str, max_bytes: int | None = None,
                max_seconds: float | None = None) -> Audio:
     """Read any file soundfile understands (wav, flac, ogg, mp3) as float32 [C, T]."""
+    return decode_audio(read_bytes(path, field=field, max_bytes=max_bytes), path.name, field=field,
+                        max_seconds=max_seconds)
+
+
+def read_bytes(path: Path, *, field: str, max_bytes: int | None = None) -> bytes:
+    """An attachment's bytes, refused (before reading) when larger than `max_bytes`."""
+    size = path.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise RequestError(ErrorCode.attachment_too_large,
+                           f"{path.name} is {size} bytes; attachments may be at most {max_bytes} bytes.", field=field)
+    with open(path, "rb") as handle:
+        return handle.read(max_bytes + 1 if max_bytes is not None else -1)
+
+
+def decode_audio(data: bytes, name: str, *, field: str, max_seconds: float | None = None) -> Audio:
+    """Decode an audio file's bytes (wav, flac, ogg, mp3) as float32 [C, T]."""
     try:
-        size = path.stat().st_size
-        if max_bytes is not None and size > max_bytes:
-            raise RequestError(
-                ErrorCode.attachment_too_large,
-                f"{path.name} is {size} bytes; attachments may be at most {max_bytes} bytes.",
-                field=field,
-            )
-        info = sf.info(str(path))
+        info = sf.info(io.BytesIO(data))
         if max_seconds is not None and info.duration > max_seconds:
             raise RequestError(
                 ErrorCode.attachment_too_large,
-                f"{path.name} lasts {info.duration:.1f} s; attachments may last at most {max_seconds:g} s.",
+                f"{name} lasts {info.duration:.1f} s; attachments may last at most {max_seconds:g} s.",
                 field=field,
             )
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        reason = exc.error_string if isinstance(exc, sf.LibsndfileError) else str(exc)
         raise RequestError(
             ErrorCode.unreadable_audio,
-            f"{path.name} is not an audio file that can be read (wav, flac, ogg or mp3): {exc}.",
+            f"{name} is not an audio file that can be read (wav, flac, ogg or mp3): {reason.rstrip('.')}.",
             field=field,
         ) from exc
-    if data.shape[0] == 0:
-        raise RequestError(ErrorCode.unreadable_audio, f"{path.name} holds no audio.", field=field)
+    if samples.shape[0] == 0:
+        raise RequestError(ErrorCode.unreadable_audio, f"{name} holds no audio.", field=field)
     import torch
 
-    return Audio(torch.from_numpy(data.T.copy()), int(rate))
+    return Audio(torch.from_numpy(samples.T.copy()), int(rate))
 
 
 def normalized(audio: Audio, strategy: Normalize) -> Audio:

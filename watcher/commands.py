@@ -1,39 +1,36 @@
-"""The subcommands behind `musicgen-watcher`, one function each.
+"""The subcommands behind `musicgen-watcher`, one function each, taking the parsed arguments.
 
-The heavy imports (torch, audiocraft) happen inside the commands that need them, so
-`submit`, `status`, `schema` and `models` answer at once.
+The heavy imports (torch, audiocraft) happen inside the commands that need them, so `submit`,
+`status`, `schema` and `models` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
+from typing import Any
 
-import structlog
+from .config import load_settings
+from .errors import RequestError
+from .folders import FOLDER_NAMES, Layout, space_left, writable_problem
+from .intake import Beside, Policy, prepare
+from .models import ALIASES, CATALOG
+from .overview import daemons, running, waiting
+from .requests import request_schema
+from .submission import Upload
+from .submission import submit as submit_request
 
-from . import files
-from .cli import _request_fields, print_json
-from .config import Settings, load_settings, write_config
-from .errors import ErrorCode, RequestError
-from .folders import FOLDER_NAMES, STATUS_SUFFIX, Layout, unwritable
-from .models import ALIASES, CATALOG, resolve_model
-from .pickup import is_request_name
-from .requests import Limits, decode_request, parse_request, request_schema, validate_request
 
-log = structlog.get_logger("watcher.cli")
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def generate(args: argparse.Namespace) -> int:
     from .oneshot import generate as one_shot
 
-    return one_shot(args)
+    print(one_shot(args.fields, args.output, device=args.device, request_file=args.request))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,12 +54,12 @@ def schema(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
-    """Check request files as the daemon would, without generating."""
-    settings = load_settings(args.config)
+    """Check request files as the daemon would (attachments beside each file), without generating."""
+    policy = Policy.from_settings(load_settings(args.config))
     bad = 0
     for path in args.files:
         try:
-            check_request_file(path, settings)
+            prepare(path.read_bytes(), path.stem, policy, Beside(path.parent))
             print(f"ok: {path}")
         except RequestError as exc:
             bad += 1
@@ -74,147 +71,90 @@ def validate(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def check_request_file(path: Path, settings: Settings) -> None:
-    """The checks a request passes before generation: JSON, fields, model, attachments."""
-    from .audio import read_audio  # torch: only when there is a request to check
-
-    _, request = parse_request(path.read_bytes(), settings.request_limits)
-    model = resolve_model(request.model or settings.engine.default_model,
-                          allowed=settings.engine.allowed_models, model_dirs=settings.engine.model_dirs)
-    if request.melody is not None:
-        model.check_melody()
-    for name, field in ((request.melody, "melody"), (request.continuation, "continuation")):
-        if name is not None:
-            attachment = path.parent / name
-            if not attachment.exists():
-                raise RequestError(ErrorCode.missing_attachment, f"The {field} file {name} is not beside the "
-                                   "request.", field=field)
-            read_audio(attachment, field=field, max_bytes=settings.limits.attachment_bytes,
-                       max_seconds=settings.limits.attachment_seconds)
-
-
 def submit(args: argparse.Namespace) -> int:
-    """Write a request into the inbox: hidden temporary name, then one rename."""
-    inbox: Path = args.inbox or load_settings(args.config).folder("inbox")
-    fields = _request_fields(args)
-    for name in ("output", "priority"):
-        if getattr(args, name) is not None:
-            fields[name] = getattr(args, name)
-    validate_request(fields, Limits(max_duration=float("inf")))
-    stem = args.name or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
-    data = (json.dumps(fields, indent=2, ensure_ascii=False) + "\n").encode()
-    inbox.mkdir(parents=True, exist_ok=True)
-    tmp = files.write_temp(inbox, f"{stem}.json", lambda p: p.write_bytes(data))
-    for name in files.candidates(stem, ".json"):
-        if files.link_no_clobber(tmp, inbox / name):
-            print(inbox / name)
-            return 0
-    raise AssertionError("unreachable")
+    """Write a request (and the attachment files it names) into the inbox; print its path."""
+    settings = load_settings(args.config)
+    inbox: Path = args.inbox or settings.folder("inbox")
+    fields = dict(args.fields)
+    uploads = {}
+    for field in ("melody", "continuation"):
+        if field in fields:
+            path = Path(fields.pop(field))
+            if path.parent.resolve() == inbox.resolve():
+                fields[field] = path.name  # already in the inbox: refer to it
+            else:
+                uploads[field] = Upload(path.name, path.read_bytes())
+    print(submit_request(inbox, fields, Policy.from_settings(settings), name=args.name, uploads=uploads))
+    return 0
 
 
 def health(args: argparse.Namespace) -> int:
-    """Exit 0 when the daemon's heartbeat is fresh and every folder is writable (Docker's HEALTHCHECK)."""
+    """Exit 0 when the daemon's heartbeat is fresh and its folders are writable (Docker's HEALTHCHECK).
+
+    Nothing is written: probe files every 30 s would keep a NAS's disks awake.
+    """
     settings = load_settings(args.config)
     layout = Layout.from_settings(settings)
-    problems = [f"{folder} is not writable: {why}" for folder in layout.folders if (why := unwritable(folder))]
-    try:
-        age = time.time() - layout.heartbeat.stat().st_mtime
-        limit = settings.daemon.heartbeat_timeout
-        if age > limit:
-            problems.append(f"the daemon's heartbeat is {age:.0f} s old (limit {limit:g} s)")
-    except FileNotFoundError:
+    problems = [f"{folder} is not writable: {why}" for folder in layout.folders if (why := writable_problem(folder))]
+    problems += [f"{folder} has no space left" for folder in (layout.outbox,) if space_left(folder) == 0]
+    mine = next((d for d in daemons(layout) if d.id == layout.daemon_id), None)
+    limit = settings.daemon.heartbeat_timeout
+    if mine is None:
         problems.append(f"no heartbeat at {layout.heartbeat}: the daemon is not running")
+    elif not mine.healthy(limit):
+        problems.append(f"the daemon's heartbeat is {mine.age:.0f} s old (limit {limit:g} s)")
     for problem in problems:
         print(f"unhealthy: {problem}")
-    if not problems:
-        print(f"healthy: daemon {settings.daemon.id}, heartbeat {age:.1f} s old")
+    if mine is not None and not problems:
+        beat = mine.beat
+        print(f"healthy: daemon {mine.id}, heartbeat {mine.age:.1f} s old, {beat.get('state', '?')}, "
+              f"device {beat.get('device') or 'starting'}, model {beat.get('model') or 'none'}")
     return 1 if problems else 0
 
 
 def selftest(args: argparse.Namespace) -> int:
     """Prove an install without downloading anything: stand-in models, one request, the real daemon path."""
-    import soundfile as sf
+    from .selftest import selftest as check
 
-    from .standins import SAMPLE_RATE, build_standins, standin_env
-
-    device = load_settings(args.config).engine.device
-    with tempfile.TemporaryDirectory(prefix="musicgen-watcher-selftest-") as tmp:
-        root = Path(tmp)
-        started = time.perf_counter()
-        build_standins(root / "models", models=("facebook/musicgen-small",))
-        built = time.perf_counter() - started
-        config = write_config(root / "config.toml", {
-            "folders": {"root": str(root / "data")}, "engine": {"device": device},
-            "daemon": {"id": "selftest"}, "watch": {"stable_seconds": 0.1}})
-        inbox = root / "data" / "inbox"
-        inbox.mkdir(parents=True)
-        (inbox / "selftest.json").write_text(json.dumps({"prompt": "selftest", "duration": 1, "seed": 1}))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICGEN_WATCHER_")}
-        env.update(standin_env(root / "models"))
-        started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "watcher", "run", "--once", "--config", str(config)],
-                                env=env, capture_output=True, text=True, check=False)
-        ran = time.perf_counter() - started
-        audio, sidecar_path = root / "data" / "outbox" / "selftest.wav", root / "data" / "outbox" / "selftest.json"
-        problems = []
-        if result.returncode != 0:
-            problems.append(f"the daemon exited {result.returncode}: {result.stderr.strip()[-2000:]}")
-        elif not (root / "data" / "done" / "selftest.json").exists() or not sidecar_path.exists():
-            failed = list((root / "data" / "failed").glob("*.error.json"))
-            problems.append("the request did not end in done/: "
-                            + (failed[0].read_text() if failed else result.stderr.strip()[-2000:]))
-        else:
-            info = sf.info(str(audio))
-            if (info.samplerate, info.channels) != (SAMPLE_RATE, 1) or abs(info.frames - SAMPLE_RATE) > 640:
-                problems.append(f"the WAV is {info.samplerate} Hz x {info.channels} ch x {info.frames} frames")
-        for problem in problems:
-            print(f"selftest FAILED: {problem}")
-        if problems:
-            return 1
-        sidecar = json.loads(sidecar_path.read_text())
-        print("selftest passed: one request went inbox -> processing -> outbox -> done")
-        for key, value in (("device", sidecar["device"]), ("dtype", sidecar["dtype"]),
-                           *sidecar["versions"].items(), ("build stand-ins s", f"{built:.1f}"),
-                           ("daemon run s", f"{ran:.1f}"), ("model load s", sidecar["timings"]["load_seconds"]),
-                           ("generate s", sidecar["timings"]["generate_seconds"])):
-            print(f"  {key:18} {value}")
-    return 0
+    problems = check(load_settings(args.config).engine.device)
+    for problem in problems:
+        print(f"selftest FAILED: {problem}")
+    return 1 if problems else 0
 
 
 def status(args: argparse.Namespace) -> int:
-    """Counts per folder, what is running, and what is next."""
+    """Counts per folder, the daemons, what is running, and what is next."""
     settings = load_settings(args.config)
-    folders = {name: settings.folder(name) for name in FOLDER_NAMES}
-    counts = Layout.from_settings(settings).depths()
-    print("folders:")
-    for name in FOLDER_NAMES:
-        print(f"  {name:10} {counts[name]:6}  {folders[name]}")
-    running = sorted(folders["processing"].glob(f"*/*{STATUS_SUFFIX}"))
-    print("running:" if running else "running: nothing")
-    for path in running:
-        try:
-            state = json.loads(path.read_bytes())
-            print(f"  {state['request_id']}  {state['progress'] * 100:5.1f}%  since {state['started_at']}"
-                  f"  on {state['daemon']}")
-        except (OSError, ValueError, KeyError):
-            continue
-    upcoming = _next_in_line(folders["inbox"], settings)
-    print("next:" if upcoming else "next: nothing waiting")
-    for priority, name in upcoming[:5]:
-        print(f"  {name}  priority {priority}")
+    layout = Layout.from_settings(settings)
+    counts = layout.depths()
+    timeout = settings.daemon.heartbeat_timeout
+    report = {
+        "folders": {name: {"path": str(settings.folder(name)), "count": counts[name]} for name in FOLDER_NAMES},
+        "daemons": [d.as_dict(timeout) for d in daemons(layout)],
+        "running": running(layout),
+        "next": [w.as_dict() for w in waiting(layout, settings.limits.request_bytes)[:20]],
+    }
+    if args.json:
+        print_json(report)
+        return 0
+    _print_status(report)
     return 0
 
 
-def _next_in_line(inbox: Path, settings: Settings) -> list[tuple[int, str]]:
-    entries: list[tuple[int, float, str]] = []
-    if inbox.is_dir():
-        for path in inbox.iterdir():
-            if not is_request_name(path.name) or not path.is_file():
-                continue
-            try:
-                priority = decode_request(path.read_bytes(), settings.request_limits).get("priority", 0)
-            except (RequestError, OSError):
-                priority = 0
-            priority = priority if isinstance(priority, int) else 0
-            entries.append((-priority, path.stat().st_mtime, path.name))
-    return [(-p, name) for p, _, name in sorted(entries)]
+def _print_status(report: dict[str, Any]) -> None:
+    print("folders:")
+    for name, folder in report["folders"].items():
+        print(f"  {name:10} {folder['count']:6}  {folder['path']}")
+    print("daemons:" if report["daemons"] else "daemons: none has a heartbeat")
+    for d in report["daemons"]:
+        state = d.get("state", "?") if d["healthy"] else "not responding"
+        print(f"  {d['id']}  {state}, device {d.get('device') or 'starting'}, model {d.get('model') or 'none'}, "
+              f"heartbeat {d['heartbeat_age']:.0f} s ago")
+    print("running:" if report["running"] else "running: nothing")
+    for state in report["running"]:
+        print(f"  {state.get('request_id')}  {state.get('progress', 0) * 100:5.1f}%  since {state.get('started_at')}"
+              f"  on {state.get('daemon')}")
+    print("next:" if report["next"] else "next: nothing waiting")
+    for item in report["next"][:5]:
+        missing = f"  waiting for {', '.join(item['missing'])}" if item["missing"] else ""
+        print(f"  {item['name']}  priority {item['priority']}{missing}")

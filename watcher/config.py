@@ -1,7 +1,13 @@
-"""One typed, frozen settings object: a TOML file, overridden by MUSICGEN_WATCHER_* variables."""
+"""One typed, frozen settings object.
+
+Precedence, highest first: the command line (`--config`, `--once`...), MUSICGEN_WATCHER_<SECTION>__<KEY>
+variables, the config file, a base file beneath it (the Docker image keeps its own defaults there, so a
+user's file overrides them), then the defaults below.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -18,7 +24,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from .errors import FatalError
+from . import files
+from .errors import FatalCode, FatalError
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL
 from .options import AudioFormat, Normalize, SampleFormat
 from .requests import Limits
@@ -26,7 +33,10 @@ from .requests import Limits
 CONFIG_ENV = "MUSICGEN_WATCHER_CONFIG"
 #: a config file used only if it exists (the Docker image points it at /config/config.toml)
 OPTIONAL_CONFIG_ENV = "MUSICGEN_WATCHER_CONFIG_OPTIONAL"
+#: a config file beneath the user's, for a packager's defaults (the Docker image's folders.root = "/data")
+BASE_CONFIG_ENV = "MUSICGEN_WATCHER_BASE_CONFIG"
 ENV_PREFIX = "MUSICGEN_WATCHER_"
+FOLDER_NAMES = ("inbox", "processing", "outbox", "done", "failed")
 
 _Section = ConfigDict(extra="forbid", frozen=True)
 Seconds = Annotated[float, Field(ge=0)]
@@ -115,6 +125,7 @@ class HooksConfig(BaseModel):
     on_done: str | None = None
     on_failed: str | None = None
     timeout: Annotated[float, Field(gt=0)] = 60.0
+    concurrency: Annotated[int, Field(ge=1)] = 2
 
 
 class Settings(BaseSettings):
@@ -141,7 +152,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, deep_merge=True))
 
     def folder(self, name: str) -> Path:
         """The path of `inbox`, `processing`, `outbox`, `done` or `failed`."""
@@ -164,16 +175,16 @@ def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
     for name, values in sections.items():
         lines.append(f"[{name}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    path.write_text("\n".join(lines) + "\n")
+    files.replace_atomic(path, ("\n".join(lines) + "\n").encode())
     return path
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Read the TOML file (`--config`, else $MUSICGEN_WATCHER_CONFIG, else none) and the environment.
+    """Read the TOML files (`--config`, else $MUSICGEN_WATCHER_CONFIG, else none) and the environment.
 
     The NAS-style `UMASK` variable is honoured as `daemon.umask` unless that is set explicitly.
 
-    Raises FatalError with exit code 2, naming the key, for anything invalid.
+    Raises FatalError (invalid_config, exit code 2) naming every key that is wrong, not only the first.
     """
     if path is None and os.environ.get(CONFIG_ENV):
         path = Path(os.environ[CONFIG_ENV])
@@ -181,22 +192,44 @@ def load_settings(path: Path | None = None) -> Settings:
         optional = Path(os.environ[OPTIONAL_CONFIG_ENV])
         path = optional if optional.is_file() else None
     if path is not None and not path.is_file():
-        raise FatalError(f"config file {path} does not exist", exit_code=2)
+        raise FatalError(FatalCode.invalid_config, f"config file {path} does not exist")
+    base = os.environ.get(BASE_CONFIG_ENV)
+    toml_files = [Path(p) for p in (base, path) if p and Path(p).is_file()]
 
-    class FromFile(Settings):
-        model_config = SettingsConfigDict(toml_file=path)
+    class FromFiles(Settings):
+        model_config = SettingsConfigDict(toml_file=toml_files)
 
     overrides: dict[str, object] = {}
     if os.environ.get("UMASK") and not os.environ.get(f"{ENV_PREFIX}DAEMON__UMASK"):
         overrides["daemon"] = {"umask": os.environ["UMASK"]}
     try:
-        settings = FromFile.model_validate(overrides)
+        settings = FromFiles.model_validate(overrides)
     except tomllib.TOMLDecodeError as exc:
-        raise FatalError(f"config file {path} is not valid TOML: {exc}", exit_code=2) from None
+        raise FatalError(FatalCode.invalid_config, f"config file {path} is not valid TOML: {exc}") from None
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            raise FatalError(f"invalid config: unknown key {key}", exit_code=2) from None
-        raise FatalError(f"invalid config: {key}: {err['msg']} (got {err.get('input')!r})", exit_code=2) from None
+        raise FatalError(FatalCode.invalid_config, "invalid config: " + "; ".join(
+            _describe(err) for err in exc.errors(include_url=False))) from None
+    overlaps = overlapping_folders(settings)
+    if overlaps:
+        raise FatalError(FatalCode.invalid_config, "invalid config: " + "; ".join(overlaps))
     return settings
+
+
+def _describe(err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {key}"
+    return f"{key}: {err['msg']} (got {err.get('input')!r})"
+
+
+def overlapping_folders(settings: Settings) -> list[str]:
+    """Folders that are the same as, or inside, another: an outbox equal to the inbox would feed sidecars back in."""
+    paths = {name: settings.folder(name).expanduser().absolute() for name in FOLDER_NAMES}
+    problems = []
+    for first, second in itertools.permutations(FOLDER_NAMES, 2):
+        a, b = paths[first], paths[second]
+        if a == b and first < second:
+            problems.append(f"folders.{first} and folders.{second} are the same folder ({a})")
+        elif a != b and a.is_relative_to(b):
+            problems.append(f"folders.{first} ({a}) is inside folders.{second} ({b})")
+    return problems

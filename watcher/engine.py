@@ -17,18 +17,35 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 from .audio import Audio
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError
 from .jobs import Generated, Job, ProgressCallback
-from .models import ResolvedModel
+from .logs import adopt_library_loggers
+from .models import ResolvedModel, melody_refused
 from .options import Mode, Sampling
 
 #: the conditioner through which melody models take a chroma
 _MELODY_CONDITIONER = "self_wav"
 
+adopt_library_loggers()  # AudioCraft imported transformers just now
+
+
+class DeviceUnavailable(ValueError):
+    """The device asked for is not there (cuda with no GPU visible to torch)."""
+
 
 def pick_device(device: str) -> str:
-    """`auto` is cuda when a GPU is visible, else cpu; anything else is used as given."""
+    """`auto` is cuda when a GPU is visible, else cpu; cuda without a GPU raises DeviceUnavailable."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailable(f"{device} was asked for, but torch sees no CUDA GPU ({no_gpu_reason()})")
     return device
+
+
+def no_gpu_reason() -> str:
+    """Why torch sees no GPU, in words a user can act on."""
+    if torch.version.cuda is None:
+        return "this torch is a CPU-only build"
+    return ("no NVIDIA driver or GPU is visible to this process; in Docker, start the container with "
+            "--gpus all and the NVIDIA container toolkit")
 
 
 def planned_steps(duration: float, max_duration: float, frame_rate: float, stride: float,
@@ -171,9 +188,7 @@ class Engine:
         musicgen = self._model
         assert musicgen is not None
         if mode is Mode.melody and not self.takes_melody():
-            raise RequestError(ErrorCode.unsupported_mode,
-                               f"{model.requested} does not take a melody; use a melody model such as "
-                               "facebook/musicgen-melody.", field="melody")
+            raise melody_refused(model.requested)
         if sampling.extend_stride >= musicgen.max_duration:
             raise RequestError(ErrorCode.invalid_request,
                                f"extend_stride must be shorter than the model's {musicgen.max_duration:g} s "

@@ -1,7 +1,15 @@
 """Errors with stable, machine-readable codes.
 
-Three kinds, as a mail queue has them: the request is bad (fail it, keep serving), this attempt
-failed (put the request back and try later), or the daemon cannot go on (exit non-zero).
+Three kinds, as a mail queue has them:
+
+- `RequestError`: this request is bad. It is **final**: the request goes to `failed/` beside its
+  error, and the daemon keeps serving.
+- `TransientError`: this attempt failed for a reason outside the request. It is **retried**: the
+  request stays claimed and is tried again later (`model_unavailable`; `output_failed` while
+  finishing a publication; `out_of_memory` first halves the batch, and becomes final only after
+  the retry alone also ran out).
+- `FatalError`: the daemon cannot go on (bad config, its folders gone, a broken install). It
+  stops with a non-zero exit code and its own `FatalCode`.
 """
 
 from __future__ import annotations
@@ -20,13 +28,13 @@ class ErrorCode(StrEnum):
     unknown_model = "unknown_model"
     #: the model exists but `engine.allowed_models` / `engine.model_dirs` refuse it
     model_not_allowed = "model_not_allowed"
-    #: a melody or continuation file never arrived in the inbox
+    #: a melody or continuation file never arrived, or was still being written, within `watch.attachment_wait`
     missing_attachment = "missing_attachment"
     #: an attachment is not audio soundfile can read
     unreadable_audio = "unreadable_audio"
     #: the model cannot do what was asked (a melody on a non-melody model)
     unsupported_mode = "unsupported_mode"
-    #: a name is not a plain file name (path separators, `..`, control characters)
+    #: a name is not a plain file name (path separators, `..`, control characters), or links outside the inbox
     unsafe_name = "unsafe_name"
     #: the request file is larger than `limits.request_bytes`
     request_too_large = "request_too_large"
@@ -40,7 +48,7 @@ class ErrorCode(StrEnum):
     model_load_failed = "model_load_failed"
     #: the model could not be fetched (no network, hub error); retried, never final
     model_unavailable = "model_unavailable"
-    #: the accelerator ran out of memory even after freeing its cache and retrying
+    #: the accelerator ran out of memory even after freeing its cache, halving the batch and retrying alone
     out_of_memory = "out_of_memory"
     #: AudioCraft raised while generating
     generation_failed = "generation_failed"
@@ -72,7 +80,7 @@ class RequestError(WatcherError):
 
 
 class TransientError(WatcherError):
-    """This attempt failed for a reason outside the request: put it back and retry later."""
+    """This attempt failed for a reason outside the request: keep it claimed and retry later."""
 
 
 class OutOfMemory(TransientError):
@@ -82,9 +90,38 @@ class OutOfMemory(TransientError):
         super().__init__(ErrorCode.out_of_memory, message)
 
 
-class FatalError(Exception):
-    """The daemon cannot go on (bad config, folders it cannot create, a broken install)."""
+class NotArrived(TransientError):
+    """An attachment is still being written: read it again shortly (until `watch.attachment_wait` ends)."""
 
-    def __init__(self, message: str, *, exit_code: int = 1) -> None:
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(ErrorCode.missing_attachment, message, field=field)
+
+
+class FatalCode(StrEnum):
+    """Why the daemon stopped; printed as `error: <code>: <message>`."""
+
+    #: the config file or a MUSICGEN_WATCHER_* variable is invalid (exit 2)
+    invalid_config = "invalid_config"
+    #: a folder of the daemon's cannot be created, read or written, or has gone (exit 1)
+    folder_unusable = "folder_unusable"
+    #: another daemon with the same daemon.id runs, on this host or another (exit 1)
+    already_running = "already_running"
+    #: another daemon took this daemon's id over while it ran (exit 1)
+    lost_ownership = "lost_ownership"
+    #: the engine could not start: a broken install, driver or device (exit 1)
+    engine_failed = "engine_failed"
+    #: the metrics or web console port cannot be served (exit 1)
+    port_unavailable = "port_unavailable"
+
+
+class FatalError(Exception):
+    """The daemon cannot go on: exit 2 for a configuration error, 1 for anything else."""
+
+    def __init__(self, code: FatalCode, message: str) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.code = code
+        self.message = message
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.code is FatalCode.invalid_config else 1

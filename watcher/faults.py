@@ -1,12 +1,20 @@
-"""A test seam: kill the daemon with SIGKILL at a named point, to prove crash recovery.
+"""A test seam: make the daemon fail at a named point, to prove it recovers.
 
-Set `MUSICGEN_WATCHER_FAULT=<point>[:<nth>]` before start; it is read once, at start.
+`MUSICGEN_WATCHER_FAULT=<point>[:<nth>][=<action>]` (several separated by commas), read once at start.
+On the nth pass through `point` (default the first) the action happens:
+
+- `kill` (the default): SIGKILL, as a power cut would;
+- `errno:<NAME>`: the file operation there fails with that error (`errno:EBUSY`), as a share's would;
+- `sleep:<seconds>`: it stalls, as a slow download or a hung disk would.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import time
+from dataclasses import dataclass
 from enum import StrEnum
 
 FAULT_ENV = "MUSICGEN_WATCHER_FAULT"
@@ -15,8 +23,12 @@ FAULT_ENV = "MUSICGEN_WATCHER_FAULT"
 class FaultPoint(StrEnum):
     """Where a request's life can be cut short."""
 
+    #: the request is about to be renamed into processing/ (an `errno` here is a claim the share refused)
+    claim = "claim"
     #: the request was renamed into processing/
     after_claim = "after_claim"
+    #: a model is about to load (a `sleep` here is a slow first download)
+    model_load = "model_load"
     #: the engine is halfway through generating
     mid_generation = "mid_generation"
     #: the audio sits under a temporary name in the outbox
@@ -31,24 +43,43 @@ class FaultPoint(StrEnum):
     after_done_move = "after_done_move"
 
 
+@dataclass
+class _Fault:
+    nth: int
+    action: str
+    argument: str
+    passes: int = 0
+
+
 class Faults:
-    """Counts passes through the configured point and dies on the nth."""
+    """Counts passes through the configured points and acts on the nth."""
 
     def __init__(self, spec: str | None) -> None:
-        self.point: FaultPoint | None = None
-        self.nth = 1
-        self.count = 0
-        if spec:
-            name, _, nth = spec.partition(":")
-            self.point = FaultPoint(name)
-            self.nth = int(nth) if nth else 1
+        self._faults: dict[FaultPoint, _Fault] = {}
+        for part in filter(None, (spec or "").split(",")):
+            where, _, action = part.strip().partition("=")
+            name, _, nth = where.partition(":")
+            kind, _, argument = (action or "kill").partition(":")
+            if kind not in ("kill", "errno", "sleep"):
+                raise ValueError(f"{FAULT_ENV}: unknown action {kind!r}")
+            self._faults[FaultPoint(name)] = _Fault(int(nth) if nth else 1, kind, argument)
 
     @classmethod
     def from_env(cls) -> Faults:
         return cls(os.environ.get(FAULT_ENV))
 
-    def reach(self, point: FaultPoint) -> None:
-        if point is self.point:
-            self.count += 1
-            if self.count == self.nth:
-                os.kill(os.getpid(), signal.SIGKILL)
+    def reach(self, point: FaultPoint, path: object = None) -> None:
+        """Pass through `point`; on the configured pass, act (`path` names the file an errno concerns)."""
+        fault = self._faults.get(point)
+        if fault is None:
+            return
+        fault.passes += 1
+        if fault.passes != fault.nth:
+            return
+        if fault.action == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif fault.action == "sleep":
+            time.sleep(float(fault.argument))
+        else:
+            code = getattr(errno, fault.argument)
+            raise OSError(code, f"{os.strerror(code)} (injected at {point.value})", None if path is None else str(path))

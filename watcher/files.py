@@ -1,4 +1,4 @@
-"""Crash-safe file operations: the only module that creates, renames or removes files.
+"""Crash-safe file operations: every file the package creates, renames or removes goes through here.
 
 Publication follows Maildir: write a hidden temporary name in the destination folder, fsync,
 then give it its final name in one step, never replacing a file that is already there.
@@ -15,6 +15,16 @@ from pathlib import Path
 
 #: every temporary file this package writes ends so, and starts with a dot
 TEMP_SUFFIX = ".tmp"
+
+#: what a share answers about one file another client holds, or a file that went away meanwhile:
+#: leave it where it is and try again later, never stop the daemon for it
+_REFUSALS = frozenset({errno.EBUSY, errno.ETXTBSY, errno.EAGAIN, errno.EACCES, errno.EPERM, errno.ESTALE,
+                       errno.ENOENT})
+
+
+def refused(exc: OSError) -> bool:
+    """Whether `exc` is a share refusing one file for now (EBUSY, EACCES, ESTALE...) or the file vanishing."""
+    return exc.errno in _REFUSALS
 
 
 def temp_path(folder: Path, name: str) -> Path:
@@ -55,6 +65,17 @@ def write_temp(folder: Path, name: str, write: Callable[[Path], object]) -> Path
     return tmp
 
 
+def rename(src: Path, dest: Path) -> None:
+    """Rename `src` to `dest` (same file system) and make it durable."""
+    os.rename(src, dest)
+    fsync_dir(dest.parent)
+
+
+def remove(path: Path) -> None:
+    """Delete `path` if it is there."""
+    path.unlink(missing_ok=True)
+
+
 def replace_atomic(dest: Path, data: bytes) -> None:
     """Write `data` to `dest`, replacing it in one step (status and heartbeat files only)."""
     tmp = write_temp(dest.parent, dest.name, lambda p: p.write_bytes(data))
@@ -78,6 +99,16 @@ def link_no_clobber(src: Path, dest: Path) -> bool:
         src.unlink()
     fsync_dir(dest.parent)
     return True
+
+
+def publish(folder: Path, name: str, data: bytes) -> Path:
+    """Publish `data` atomically as `folder/name`, never replacing a file there (FileExistsError)."""
+    tmp = write_temp(folder, name, lambda p: p.write_bytes(data))
+    dest = folder / name
+    if not link_no_clobber(tmp, dest):
+        remove(tmp)
+        raise FileExistsError(dest)
+    return dest
 
 
 def candidates(stem: str, suffix: str) -> Iterator[str]:

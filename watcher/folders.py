@@ -7,7 +7,6 @@ work while others on the same share keep theirs.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterable
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import files
-from .errors import FatalError
+from .errors import FatalCode, FatalError
 from .options import AudioFormat
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ STATUS_SUFFIX = ".status.json"
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything lives; `claimed` is this daemon's own subfolder of processing/."""
+    """Where everything lives; `claim_dir` is this daemon's own subfolder of processing/."""
 
     inbox: Path
     processing: Path
@@ -43,61 +42,61 @@ class Layout:
                    settings.folder("done"), settings.folder("failed"), settings.daemon.id)
 
     @property
-    def heartbeat(self) -> Path:
-        """Refreshed by the running daemon; `musicgen-watcher health` reads its age."""
-        return self.claimed / ".heartbeat"
-
-    @property
-    def claimed(self) -> Path:
+    def claim_dir(self) -> Path:
+        """processing/<daemon id>/: the requests this daemon holds, their bookkeeping, its heartbeat."""
         return self.processing / self.daemon_id
 
     @property
+    def heartbeat(self) -> Path:
+        """Refreshed by the running daemon; `musicgen-watcher health` reads its age."""
+        return self.claim_dir / ".heartbeat"
+
+    @property
     def folders(self) -> tuple[Path, ...]:
-        return (self.inbox, self.processing, self.outbox, self.done, self.failed, self.claimed)
+        return (self.inbox, self.processing, self.outbox, self.done, self.failed, self.claim_dir)
 
-    def depths(self) -> dict[str, int]:
-        """Requests in each folder (outbox: audio files), as `status` and the metrics show them."""
-        return {name: _count(getattr(self, name), name) for name in FOLDER_NAMES}
-
-    def lock(self) -> int:
-        """Hold `processing/<id>/.lock` for the daemon's life: one daemon per id, even on a share."""
-        fd = os.open(self.claimed / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise FatalError(f"another daemon with id {self.daemon_id!r} is running on {self.processing}; "
-                             "give each daemon its own daemon.id") from None
-        return fd
+    def depths(self, names: tuple[str, ...] = FOLDER_NAMES) -> dict[str, int]:
+        """Requests in each folder (outbox: audio files), as `status` shows them."""
+        return {name: _count(getattr(self, name), name) for name in names}
 
     def create(self) -> None:
-        """Create every folder, or raise FatalError naming the one that cannot be."""
+        """Create every folder, or raise FatalError naming the one that cannot be created or written."""
         for folder in self.folders:
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise FatalError(f"folder {folder} cannot be created: {exc.strerror}") from None
-            problem = unwritable(folder)
+                raise FatalError(FatalCode.folder_unusable, f"folder {folder} cannot be created: {exc.strerror}") \
+                    from None
+            problem = writable_problem(folder)
             if problem:
-                raise FatalError(f"folder {folder} cannot be written: {problem}")
+                raise FatalError(FatalCode.folder_unusable, f"folder {folder} cannot be written: {problem}")
+
+    def check_present(self) -> None:
+        """Raise FatalError when one of the daemon's folders as a whole is gone (a share unmounted)."""
+        for folder in self.folders:
+            if not folder.is_dir():
+                raise FatalError(FatalCode.folder_unusable, f"folder {folder} is gone")
 
     # -- a claimed request and its bookkeeping, all hidden beside it ------------------------
 
     def claim(self, inbox_file: Path) -> Path | None:
-        """Take a request by renaming it into our processing folder; None if another got it."""
-        dest = self.claimed / inbox_file.name
+        """Take a request by renaming it into our processing folder; None if another daemon got it.
+
+        A share may refuse the rename for now (EBUSY while another client has the file open...):
+        that OSError goes to the caller, which tries again later.
+        """
+        dest = self.claim_dir / inbox_file.name
         if dest.exists():
             return None
         try:
-            os.rename(inbox_file, dest)
+            files.rename(inbox_file, dest)
         except FileNotFoundError:
             return None
-        files.fsync_dir(self.claimed)
         return dest
 
     def claimed_requests(self) -> list[Path]:
         """Requests this daemon holds (after a crash: the ones to recover)."""
-        return sorted(p for p in self.claimed.glob("*.json") if not p.name.endswith(STATUS_SUFFIX))
+        return sorted(p for p in self.claim_dir.glob("*.json") if not p.name.endswith(STATUS_SUFFIX))
 
     @staticmethod
     def attempts_file(claimed: Path) -> Path:
@@ -139,20 +138,20 @@ class Layout:
             return None
         return value if isinstance(value, dict) else None
 
-    def forget(self, claimed: Path) -> None:
-        """Remove a finished request's bookkeeping."""
+    def clear_bookkeeping(self, claimed: Path) -> None:
+        """Remove a finished request's status, attempts and journal files."""
         for path in (self.status_file(claimed), self.attempts_file(claimed), self.journal_file(claimed)):
-            path.unlink(missing_ok=True)
+            files.remove(path)
 
     def remove_orphans(self) -> list[Path]:
         """Delete temporaries and bookkeeping left without a request by an interrupted run."""
-        removed = [p for folder in (self.outbox, self.done, self.failed, self.claimed)
+        removed = [p for folder in (self.outbox, self.done, self.failed, self.claim_dir)
                    for p in files.remove_temps(folder)]
         held = {p.name for p in self.claimed_requests()}
-        for path in self.claimed.iterdir():
+        for path in self.claim_dir.iterdir():
             owner = _bookkeeping_owner(path.name)
             if owner is not None and owner not in held and path.is_file():
-                path.unlink(missing_ok=True)
+                files.remove(path)
                 removed.append(path)
         return removed
 
@@ -165,13 +164,13 @@ class Layout:
             if name not in still_needed and os.path.lexists(source):
                 files.move_no_clobber(source, folder)  # a symlink moves as the link itself
         final = files.move_no_clobber(claimed, folder, suffix_from=".json")
-        self.forget(claimed)
+        self.clear_bookkeeping(claimed)
         return final
 
     def put_back(self, claimed: Path) -> Path:
         """Return a request, untouched, to the inbox (a stop, not a crash: attempts reset)."""
         final = files.move_no_clobber(claimed, self.inbox, suffix_from=".json")
-        self.forget(claimed)
+        self.clear_bookkeeping(claimed)
         return final
 
 
@@ -186,13 +185,34 @@ def _count(folder: Path, name: str) -> int:
                and not p.name.endswith(".error.json"))
 
 
-def unwritable(folder: Path) -> str | None:
-    """Why a file cannot be created in `folder`, or None when it can."""
+def writable_problem(folder: Path) -> str | None:
+    """Why files cannot be created in `folder`, or None; asks the kernel, writes nothing.
+
+    Writing a probe file every health check would keep a NAS's disks awake and wake the watchers
+    downstream, so this reads the mount flags and the permissions instead.
+    """
     try:
-        files.write_temp(folder, "probe", lambda p: p.write_bytes(b"")).unlink()
+        stat = folder.stat()
+        fs = os.statvfs(folder)
     except OSError as exc:
         return exc.strerror or str(exc)
+    if not folder.is_dir():
+        return "not a folder"
+    if fs.f_flag & os.ST_RDONLY:
+        return "read-only file system"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (f"permission denied for uid {os.geteuid()} (the folder belongs to uid {stat.st_uid}, "
+                f"gid {stat.st_gid}, mode {stat.st_mode & 0o7777:04o})")
     return None
+
+
+def space_left(folder: Path) -> int | None:
+    """Bytes this user may still write on `folder`'s file system, or None when it cannot be asked."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return None
+    return (fs.f_bfree if os.geteuid() == 0 else fs.f_bavail) * fs.f_frsize
 
 
 def _bookkeeping_owner(name: str) -> str | None:
@@ -203,14 +223,3 @@ def _bookkeeping_owner(name: str) -> str | None:
         if name.startswith(".") and name.endswith(suffix):
             return name[1:].removesuffix(suffix)
     return None
-
-
-def write_json(folder: Path, name: str, value: dict[str, Any]) -> Path:
-    """Publish a JSON file atomically under `name`, never replacing one that exists."""
-    data = (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
-    tmp = files.write_temp(folder, name, lambda p: p.write_bytes(data))
-    dest = folder / name
-    if not files.link_no_clobber(tmp, dest):
-        tmp.unlink(missing_ok=True)
-        raise FileExistsError(dest)
-    return dest

@@ -6,10 +6,9 @@ Kept apart from `engine` so the daemon can prepare jobs before torch and AudioCr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .audio import Audio
-from .errors import ErrorCode, RequestError
 from .options import Mode
 
 #: called with the overall progress, 0..1, monotonic across extension windows
@@ -18,7 +17,11 @@ ProgressCallback = Callable[[float], None]
 
 @dataclass(frozen=True)
 class Job:
-    """One output's conditioning. Jobs in one batch must share a mode."""
+    """One output's conditioning. Jobs in one batch must share a mode.
+
+    A melody and a continuation together is refused by the request contract (`requests`), so a Job
+    never holds both.
+    """
 
     prompt: str | None = None
     melody: Audio | None = None
@@ -26,9 +29,6 @@ class Job:
 
     @property
     def mode(self) -> Mode:
-        if self.melody is not None and self.continuation is not None:
-            raise RequestError(ErrorCode.unsupported_mode,
-                               "A request can have a melody or a continuation, not both.", field="melody")
         if self.melody is not None:
             return Mode.melody
         if self.continuation is not None:
@@ -48,4 +48,3 @@ class Generated:
     load_seconds: float
     generate_seconds: float
     batch_size: int
-    extra: dict[str, object] = field(default_factory=dict)

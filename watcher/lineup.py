@@ -1,7 +1,8 @@
 """The line of waiting requests: what pickup says is complete, read just enough to order and batch it.
 
 Nothing here claims or fails a request: an invalid file still gets its place in line (priority 0)
-and fails properly, with its error, once claimed.
+and fails properly, with its error, once claimed. A request whose attachments are not complete yet
+waits, up to `watch.attachment_wait` from the moment the request itself was complete.
 
 The line is kept in order and updated only for the names pickup reports as changed, so a step
 costs the same with ten requests waiting as with ten thousand (apart from one pass over the line).
@@ -10,20 +11,18 @@ costs the same with ten requests waiting as with ten thousand (apart from one pa
 from __future__ import annotations
 
 import bisect
-import os
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import structlog
 
-from .config import Settings
 from .errors import WatcherError
-from .models import ResolvedModel
-from .pickup import Pickup
-from .queue import Entry, batch_key
-from .requests import attachments_of, decode_request, validate_request
+from .intake import Policy, check_fields
+from .pickup import Pickup, is_request_name
+from .requests import attachments_of, decode_request
+from .schedule import Entry, batch_key
 
 log = structlog.get_logger("watcher.lineup")
 
@@ -31,55 +30,56 @@ log = structlog.get_logger("watcher.lineup")
 @dataclass(slots=True)
 class _Inspected:
     entry: Entry
-    first_seen: float
     attachments: tuple[str, ...]
-    #: every attachment was there once: no need to look again
-    arrived: bool
 
 
 class Lineup:
     """Complete request files in the inbox, each read once per change pickup reports."""
 
-    def __init__(self, pickup: Pickup, settings: Settings, resolve: Callable[[str], ResolvedModel]) -> None:
+    def __init__(self, pickup: Pickup, policy: Policy, attachment_wait: float) -> None:
         self.pickup = pickup
-        self.settings = settings
-        self.limits = settings.request_limits
-        self.resolve = resolve
+        self.policy = policy
+        self.attachment_wait = attachment_wait
         self._index: dict[str, _Inspected] = {}
         self._order: list[Entry] = []  # the entries of _index, by Entry.order
         self._wanted: Counter[str] = Counter()  # attachment name -> requests in line that refer to it
         self._keys: dict[Hashable, Hashable] = {}  # one shared object per distinct batch key
         self._unreadable: set[str] = set()  # complete, but reading failed: tried again every step
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._index
+        self._deferred: dict[str, float] = {}  # name -> time.monotonic() before which it is not offered
 
     def __bool__(self) -> bool:
         return bool(self._index)
 
     def eligible(self) -> list[Entry]:
-        """Requests that may be claimed now, in order; one whose attachment has not arrived waits (up to a limit)."""
+        """Requests that may be claimed now, in order; one whose attachments are not complete waits (up to a limit)."""
         now = time.monotonic()
         for name in self.pickup.poll() | self._unreadable:
             old = self._drop(name)
-            if self.pickup.is_ready(name):
-                self._inspect(name, now, old.first_seen if old else now)
-        wait = self.settings.watch.attachment_wait
-        entries = []
-        for entry in self._order:
-            inspected = self._index[entry.name]
-            if not inspected.arrived:
-                inbox = self.pickup.inbox
-                inspected.arrived = all(os.path.lexists(inbox / a) for a in inspected.attachments)
-                if not inspected.arrived and now - inspected.first_seen < wait:
-                    continue
-            entries.append(entry)
-        return entries
+            if is_request_name(name) and self.pickup.is_complete(name):
+                self._inspect(name, old.entry.ready_at if old else now)
+        return [entry for entry in self._order if self._may_go(entry, now)]
 
-    def forget(self, name: str) -> None:
-        """Drop a request that is being claimed."""
+    def _may_go(self, entry: Entry, now: float) -> bool:
+        if self._deferred and self._deferred.get(entry.name, 0.0) > now:
+            return False
+        attachments = self._index[entry.name].attachments
+        arrived = all(self.pickup.is_complete(name) for name in attachments)
+        return arrived or now - entry.ready_at >= self.attachment_wait
+
+    def take(self, name: str) -> None:
+        """Remove a request from the line: it is being claimed."""
         self._drop(name)
-        self.pickup.forget(name)
+        self._deferred.pop(name, None)
+        self.pickup.drop(name)
+
+    def defer(self, name: str, seconds: float) -> None:
+        """Keep a request in line but do not offer it for `seconds` (the share refused its claim)."""
+        self._deferred[name] = time.monotonic() + seconds
+
+    def attachments_of(self, name: str) -> tuple[str, ...]:
+        """The attachment names the waiting request `name` refers to."""
+        inspected = self._index.get(name)
+        return inspected.attachments if inspected is not None else ()
 
     def attachments(self, *, excluding: str) -> set[str]:
         """Attachment names the waiting requests (but `excluding`) refer to."""
@@ -88,7 +88,7 @@ class Lineup:
 
     def unread(self) -> set[str]:
         """Request names in the inbox that are not in line (still being written, or unreadable)."""
-        return self.pickup.known() - self._index.keys()
+        return {name for name in self.pickup.names() - self._index.keys() if is_request_name(name)}
 
     def _drop(self, name: str) -> _Inspected | None:
         self._unreadable.discard(name)
@@ -104,22 +104,22 @@ class Lineup:
                 self._keys.clear()
         return inspected
 
-    def _inspect(self, name: str, now: float, first_seen: float) -> None:
+    def _inspect(self, name: str, ready_at: float) -> None:
         path = self.pickup.inbox / name
+        limits = self.policy.limits
         priority, model, key = 0, None, None
         attachments: tuple[str, ...] = ()
         try:
             mtime = path.stat().st_mtime
-            fields = decode_request(path.read_bytes()[: self.limits.request_bytes + 1], self.limits)
+            fields = decode_request(path.read_bytes()[: limits.request_bytes + 1], limits)
             attachments = attachments_of(fields)
-            request = validate_request(fields, self.limits)
-            priority = request.priority
-            model = self.resolve(request.model or self.settings.engine.default_model).name
-            key = batch_key(request, model)
+            checked = check_fields(fields, self.policy)
+            priority, model = checked.request.priority, checked.model.name
+            key = batch_key(checked.request, model)
         except WatcherError:
             pass
         except FileNotFoundError:
-            self.pickup.forget(name)
+            self.pickup.drop(name)
             return
         except OSError:
             self._unreadable.add(name)
@@ -127,7 +127,7 @@ class Lineup:
         log.info("discovered", request_id=path.stem, priority=priority, model=model)
         if key is not None:
             key = self._keys.setdefault(key, key)
-        entry = Entry(name, priority, mtime, model, key)
-        self._index[name] = _Inspected(entry, first_seen, attachments, arrived=not attachments)
+        entry = Entry(name, priority, mtime, model, key, ready_at)
+        self._index[name] = _Inspected(entry, attachments)
         bisect.insort(self._order, entry, key=Entry.order)
         self._wanted.update(attachments)

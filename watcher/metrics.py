@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server, write_to_textfile
+import threading
+from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+    write_to_textfile,
+)
+
+from . import __version__
 from .config import MetricsConfig
 
 _GENERATION_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
@@ -17,12 +31,17 @@ class Metrics:
         self.config = config
         self._loads = 0
         self._resident: str | None = None
+        self._server: tuple[WSGIServer, threading.Thread] | None = None
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        self.info = Info("musicgen_watcher", "Version, daemon id, device and resident model", registry=r)
         self.requests = Counter("musicgen_watcher_requests", "Requests finished, by outcome and error code",
                                 ["outcome", "error_code"], registry=r)
-        self.queue_depth = Gauge("musicgen_watcher_queue_depth", "Request files in each folder", ["folder"],
-                                 registry=r)
+        self.waiting = Gauge("musicgen_watcher_requests_waiting", "Request files waiting in the inbox", registry=r)
+        self.running = Gauge("musicgen_watcher_requests_running",
+                             "Requests claimed into processing/ by every daemon on these folders", registry=r)
         self.generation_seconds = Histogram("musicgen_watcher_generation_seconds",
                                             "Seconds per generate call (one batch)", buckets=_GENERATION_BUCKETS,
                                             registry=r)
@@ -41,7 +60,20 @@ class Metrics:
     def start(self) -> None:
         """Serve /metrics when `metrics.port` is set."""
         if self.config.port:
-            start_http_server(self.config.port, addr=self.config.address, registry=self.registry)
+            self._server = start_http_server(self.config.port, addr=self.config.address, registry=self.registry)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            server, thread = self._server
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+            self._server = None
+
+    def describe(self, *, daemon: str, device: str | None, model: str | None) -> None:
+        """The `musicgen_watcher_info` labels."""
+        self.info.info({"version": __version__, "daemon": daemon, "device": device or "starting",
+                        "model": model or "none"})
 
     def observe_engine(self, resident: str | None, loads: int) -> None:
         """Catch up with the engine: loads since last time, and which model is resident now."""
@@ -55,10 +87,9 @@ class Metrics:
                 self.model_resident.labels(resident).set(1)
             self._resident = resident
 
-    def export(self, depths: dict[str, int]) -> None:
+    def export(self, waiting: int, running: int) -> None:
         """Refresh the queue gauges and, when configured, the textfile (written atomically)."""
-        for folder, depth in depths.items():
-            self.queue_depth.labels(folder).set(depth)
+        self.waiting.set(waiting)
+        self.running.set(running)
         if self.config.textfile is not None:
             write_to_textfile(str(self.config.textfile), self.registry)
-

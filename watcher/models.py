@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ class ModelInfo:
     """What an official MusicGen checkpoint can do."""
 
     id: str
-    size: str
     parameters: str
     channels: int
     melody: bool
@@ -37,23 +35,23 @@ class ModelInfo:
         return f"{self.id:40} {self.parameters:>5}  {layout:6}  {mode:11}  ~{self.vram_gb} GB VRAM"
 
 
-def _entry(name: str, size: str, parameters: str, channels: int, melody: bool, vram_gb: int) -> ModelInfo:
-    return ModelInfo(f"facebook/musicgen-{name}", size, parameters, channels, melody, vram_gb)
+def _entry(name: str, parameters: str, channels: int, melody: bool, vram_gb: int) -> ModelInfo:
+    return ModelInfo(f"facebook/musicgen-{name}", parameters, channels, melody, vram_gb)
 
 
 CATALOG: dict[str, ModelInfo] = {
     m.id: m
     for m in (
-        _entry("small", "small", "300M", 1, False, 4),
-        _entry("medium", "medium", "1.5B", 1, False, 8),
-        _entry("large", "large", "3.3B", 1, False, 16),
-        _entry("melody", "medium", "1.5B", 1, True, 8),
-        _entry("melody-large", "large", "3.3B", 1, True, 16),
-        _entry("stereo-small", "small", "300M", 2, False, 4),
-        _entry("stereo-medium", "medium", "1.5B", 2, False, 8),
-        _entry("stereo-large", "large", "3.3B", 2, False, 16),
-        _entry("stereo-melody", "medium", "1.5B", 2, True, 8),
-        _entry("stereo-melody-large", "large", "3.3B", 2, True, 16),
+        _entry("small", "300M", 1, False, 4),
+        _entry("medium", "1.5B", 1, False, 8),
+        _entry("large", "3.3B", 1, False, 16),
+        _entry("melody", "1.5B", 1, True, 8),
+        _entry("melody-large", "3.3B", 1, True, 16),
+        _entry("stereo-small", "300M", 2, False, 4),
+        _entry("stereo-medium", "1.5B", 2, False, 8),
+        _entry("stereo-large", "3.3B", 2, False, 16),
+        _entry("stereo-melody", "1.5B", 2, True, 8),
+        _entry("stereo-melody-large", "3.3B", 2, True, 16),
     )
 }
 
@@ -83,11 +81,21 @@ class ResolvedModel:
         """Whether it takes a melody; None when only loading it can tell (folders, unlisted ids)."""
         return None if self.info is None else self.info.melody
 
+    @property
+    def aliased(self) -> bool:
+        """Whether it was asked for by one of the old CLI's ids that do not exist on the hub."""
+        return self.requested in ALIASES
+
     def check_melody(self) -> None:
         """Refuse a melody for a model the catalog says cannot take one (before anything loads)."""
         if self.melody is False:
-            raise RequestError(ErrorCode.unsupported_mode, f"{self.requested} does not take a melody; use a "
-                               "melody model such as facebook/musicgen-melody.", field="melody")
+            raise melody_refused(self.requested)
+
+
+def melody_refused(requested: str) -> RequestError:
+    """The error for a melody on a model without a melody conditioner (the catalog's, or the loaded one's)."""
+    return RequestError(ErrorCode.unsupported_mode, f"{requested} does not take a melody; use a melody model "
+                        "such as facebook/musicgen-melody.", field="melody")
 
 
 def _valid_ids_sentence() -> str:
@@ -134,10 +142,6 @@ def resolve_model(
     if _is_path(requested):
         return _resolve_folder(requested, model_dirs, allow_any)
     canonical = ALIASES.get(requested, requested)
-    if canonical != requested:
-        warnings.warn(
-            f"{requested} is not a real hub id; using {canonical} instead.", UserWarning, stacklevel=2
-        )
     if not allow_any and requested not in allowed and canonical not in allowed:
         # An official id left out by config, or someone else's model: it exists, but not for us.
         exists = canonical in CATALOG or (

@@ -1,75 +1,91 @@
-"""The original one-shot CLI: one prompt, one file, then exit."""
+"""The original one-shot CLI: one prompt into one file, then exit.
+
+It goes through the same `intake` as the daemon, so a request file given with `--request` gets the
+same verdict here as in the inbox.
+"""
 
 from __future__ import annotations
 
-import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from .cli import _request_fields
-from .models import DEFAULT_ALLOWED, DEFAULT_MODEL, resolve_model
-from .options import AudioFormat, Normalize, SampleFormat
-from .requests import Limits, validate_request
+from .errors import FatalCode, FatalError
+from .intake import Beside, Given, Policy, prepare
+from .options import AudioFormat
+from .requests import decode_request
 
-log = structlog.get_logger("watcher.cli")
+log = structlog.get_logger("watcher.oneshot")
+
+#: the one-shot CLI runs what its user names: any local model folder is allowed
+POLICY = Policy(model_dirs=(Path("/"),))
 
 
-def generate(args: argparse.Namespace) -> int:
-    """The original one-shot CLI: one prompt, one file, then exit."""
-    fields = _request_fields(args)
-    fields.setdefault("prompt", "")  # no prompt: unconditional generation
-    output: Path = args.output
+def generate(fields: dict[str, Any], output: Path, *, device: str = "auto", request_file: Path | None = None) -> Path:
+    """Generate one file from request fields (over a request file's, if given); returns the path written.
+
+    `melody` and `continuation` in `fields` are paths; in a request file, names beside it.
+    """
+    paths: dict[str, Path] = {name: Path(fields[name]) for name in ("melody", "continuation") if name in fields}
+    fields = {**fields, **{name: path.name for name, path in paths.items()}}  # the contract's plain names
+    if request_file is None:
+        fields.setdefault("prompt", "")  # no prompt: unconditional generation, as the original tool did
+    folder = request_file.parent if request_file is not None else Path.cwd()
     if "format" not in fields and output.suffix.lower().lstrip(".") in AudioFormat.__members__:
         fields["format"] = output.suffix.lower().lstrip(".")
-    for name in ("melody", "continuation"):  # the contract's plain names are inbox-relative
-        fields[name] = Path(fields[name]).name if name in fields else None
-    paths = {k: Path(getattr(args, k)) for k in ("melody", "continuation") if getattr(args, k)}
-    request = validate_request({k: v for k, v in fields.items() if v is not None}, Limits())
-    model = resolve_model(request.model or DEFAULT_MODEL, allowed=DEFAULT_ALLOWED, model_dirs=(Path("/"),))
-    if request.melody:
-        model.check_melody()
+    prepared = prepare(_request_bytes(fields, request_file), output.stem, POLICY, Given(paths, Beside(folder)))
+    if prepared.model.aliased:
+        log.warning("model_alias", requested=prepared.model.requested, using=prepared.model.name)
     # Imported only now: a bad argument is reported at once, without importing torch and audiocraft.
-    from .audio import normalized, read_audio, write_audio
-    from .engine import Engine
-    from .jobs import Job
+    from .audio import normalized, write_audio
+    from .engine import DeviceUnavailable, Engine
 
-    job = Job(prompt=request.prompt,
-              melody=read_audio(paths["melody"], field="melody") if "melody" in paths else None,
-              continuation=read_audio(paths["continuation"], field="continuation")
-              if "continuation" in paths else None)
-    fmt = request.format or AudioFormat.wav
+    fmt = prepared.output.format
     dest = output if output.suffix.lower() == f".{fmt.value}" else output.with_name(f"{output.name}.{fmt.value}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    engine = Engine(args.device)
-    with _progress_bar() as progress:
-        generated = engine.generate(model, [job], duration=request.duration, sampling=request.sampling,
-                                    seed=request.seed, progress=progress)[0]
-    final = write_audio(normalized(generated.audio, request.normalize or Normalize.peak), dest, fmt,
-                        request.sample_format or SampleFormat.pcm16)
+    try:
+        engine = Engine(device)
+    except DeviceUnavailable as exc:
+        raise FatalError(FatalCode.invalid_config, f"--device: {exc}") from None
+    request = prepared.request
+    with ProgressBar() as progress:
+        generated = engine.generate(prepared.model, [prepared.job], duration=request.duration,
+                                    sampling=request.sampling, seed=request.seed, progress=progress)[0]
+    final = write_audio(normalized(generated.audio, prepared.output.normalize), dest, fmt,
+                        prepared.output.sample_format)
     if final != dest:
         log.warning("output_exists", requested=str(dest), written=str(final))
     log.info("generated", output=str(final), model=generated.model, seed=generated.seed,
              seconds=round(generated.generate_seconds, 2), device=generated.device)
-    print(final)
-    return 0
+    return final
 
 
-class _progress_bar:
+def _request_bytes(fields: dict[str, Any], request_file: Path | None) -> bytes:
+    """The request as the daemon would read it: the file's own bytes, or its fields with the options on top."""
+    if request_file is None:
+        return json.dumps(fields).encode()
+    data = request_file.read_bytes()
+    if not fields:
+        return data
+    return json.dumps({**decode_request(data, POLICY.limits), **fields}).encode()
+
+
+class ProgressBar:
     """A tqdm bar with the time left on a terminal; progress log events otherwise."""
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> ProgressBar:
         self.tty = sys.stderr.isatty()
         self.last = -1
         if self.tty:
             from tqdm import tqdm
 
             self.bar = tqdm(total=1000, unit="‰", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
-        return self.update
+        return self
 
-    def update(self, value: float) -> None:
+    def __call__(self, value: float) -> None:
         if self.tty:
             self.bar.update(int(value * 1000) - self.bar.n)
         elif int(value * 10) > self.last:

@@ -1,12 +1,18 @@
-"""Noticing complete request files in the inbox: inotify events, polling, and periodic rescans."""
+"""Noticing files in the inbox and knowing which are complete: inotify events, polling, rescans.
+
+Every file in the inbox but junk is tracked, requests and attachments alike, and each is judged by
+the one rule in `completeness`. A file not complete yet is looked at again when it could have become
+complete: at once when an event names it, `stable_seconds` after it last changed, every quarter
+second while someone writes it.
+"""
 
 from __future__ import annotations
 
+import heapq
 import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -22,32 +28,27 @@ from watchdog.events import (
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 
+from .completeness import Rule, Sighting, being_written, is_complete, lease_scope, leases_work
 from .config import WatchConfig, WatchMode
+from .errors import FatalCode, FatalError
 
 log = structlog.get_logger("watcher.pickup")
 
 _JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 _JUNK_SUFFIXES = (".tmp", ".part", "~")
+#: how often a file someone is writing is asked about again
+_BUSY_RECHECK = 0.25
+
+
+def is_tracked_name(name: str) -> bool:
+    """Whether a file name in the inbox can be a request or an attachment: not hidden, temporary or junk."""
+    lowered = name.lower()
+    return not name.startswith((".", "@")) and lowered not in _JUNK_NAMES and not lowered.endswith(_JUNK_SUFFIXES)
 
 
 def is_request_name(name: str) -> bool:
-    """Whether a file name in the inbox is a request: `*.json`, not hidden, temporary or system junk."""
-    lowered = name.lower()
-    return (
-        lowered.endswith(".json")
-        and not name.startswith((".", "._", "@"))
-        and lowered not in _JUNK_NAMES
-        and not lowered.endswith(_JUNK_SUFFIXES)
-    )
-
-
-@dataclass(slots=True)
-class _Seen:
-    size: int
-    mtime_ns: int
-    since: float
-    writing: bool = False
-    ready: bool = False
+    """Whether a file name in the inbox is a request: a tracked `*.json`."""
+    return name.lower().endswith(".json") and is_tracked_name(name)
 
 
 class _Events(FileSystemEventHandler):
@@ -64,48 +65,50 @@ class _Events(FileSystemEventHandler):
 
 
 class Pickup:
-    """Tracks the inbox and says which requests are complete.
-
-    A request is complete on an inotify close-after-write or rename-in; otherwise (polling,
-    the startup scan, rescans) once its size and mtime held still for `stable_seconds`.
-    A zero-byte file never is.
-    """
+    """Tracks the files of the inbox and says which are complete."""
 
     def __init__(self, inbox: Path, config: WatchConfig, wake: threading.Event) -> None:
         self.inbox = inbox
         self.config = config
         self.wake = wake
         self._events: queue.SimpleQueue[FileSystemEvent] = queue.SimpleQueue()
-        self._seen: dict[str, _Seen] = {}
-        self._pending: set[str] = set()  # seen, not complete
+        self._seen: dict[str, Sighting] = {}
+        self._complete: set[str] = set()
+        self._due: list[tuple[float, str]] = []  # (when to look again, name): a heap
+        self._next_look: dict[str, float] = {}  # name -> its live entry in _due; other entries are stale
         self._changed: set[str] = set()  # for the next `poll`
         self._observer: BaseObserver | None = None
         self._next_scan = 0.0
         self.mode = WatchMode.polling
+        self.leases = False
+        self.rule = Rule.stability
 
     def start(self) -> None:
         """Start watching; `auto` falls back to polling where inotify cannot start."""
         if self.config.mode is not WatchMode.polling:
-            observer = InotifyObserver(generate_full_events=True)
-            # Only the kinds handled below: the kernel then does not report our own reads of the inbox
-            # (open, close-without-write), which would otherwise cost an event each and slow reading.
-            observer.schedule(_Events(self._events, self.wake), str(self.inbox), recursive=False,
-                              event_filter=[FileCreatedEvent, FileModifiedEvent, FileClosedEvent,
-                                            FileDeletedEvent, FileMovedEvent])
-            try:
-                observer.start()
-            except OSError as exc:
-                if self.config.mode is WatchMode.inotify:
-                    raise
-                log.warning("inotify_unavailable", error=str(exc), fallback="polling")
-            else:
-                self._observer = observer
-                self.mode = WatchMode.inotify
-        now = time.monotonic()
-        self._scan(now, startup=True)
-        polling = self.mode is WatchMode.polling
-        self._next_scan = now + (self.config.poll_interval if polling else self.config.rescan_interval)
-        log.info("watching", inbox=str(self.inbox), mode=self.mode.value)
+            self._start_inotify()
+        self.leases = leases_work(self.inbox)
+        self.rule = Rule.of(events=self.mode is WatchMode.inotify, leases=self.leases)
+        self._scan(time.monotonic())
+        log.info("watching", inbox=str(self.inbox), mode=self.mode.value, completeness=self.rule.value,
+                 leases=lease_scope() if self.leases else "refused by this file system")
+
+    def _start_inotify(self) -> None:
+        observer = InotifyObserver(generate_full_events=True)
+        # Only the kinds handled below: the kernel then does not report our own reads of the inbox
+        # (open, close-without-write), which would otherwise cost an event each and slow reading.
+        observer.schedule(_Events(self._events, self.wake), str(self.inbox), recursive=False,
+                          event_filter=[FileCreatedEvent, FileModifiedEvent, FileClosedEvent,
+                                        FileDeletedEvent, FileMovedEvent])
+        try:
+            observer.start()
+        except OSError as exc:
+            if self.config.mode is WatchMode.inotify:
+                raise FatalError(FatalCode.folder_unusable, f"inotify cannot watch {self.inbox}: {exc}") from None
+            log.warning("inotify_unavailable", error=str(exc), fallback="polling")
+        else:
+            self._observer = observer
+            self.mode = WatchMode.inotify
 
     def stop(self) -> None:
         if self._observer is not None:
@@ -114,11 +117,11 @@ class Pickup:
             self._observer = None
 
     def poll(self) -> set[str]:
-        """Drain events and scan when due; the names whose completeness changed since the last poll.
+        """Drain events, scan when due, look again at what is due; the names whose completeness changed.
 
-        A name comes back when it became complete, stopped being complete (written again), changed
-        size or mtime while complete, or left the inbox. Only the changed names cost work here, so a
-        step costs the same with ten requests waiting as with ten thousand.
+        A name comes back when it became complete, stopped being complete, changed while complete,
+        or left the inbox. Only changed names cost work, so a step costs the same with ten files
+        waiting as with ten thousand.
         """
         now = time.monotonic()
         while True:
@@ -127,97 +130,124 @@ class Pickup:
             except queue.Empty:
                 break
         if now >= self._next_scan:
-            self._scan(now, startup=False)
-            polling = self.mode is WatchMode.polling
-            self._next_scan = now + (self.config.poll_interval if polling else self.config.rescan_interval)
-        else:
-            for name in self.pending():
-                self._observe(name, now)
+            self._scan(now)
+        while self._due and self._due[0][0] <= now:
+            due, name = heapq.heappop(self._due)
+            if self._next_look.get(name) == due:
+                del self._next_look[name]
+                if name in self._seen and name not in self._complete:
+                    self._observe(name, now)
         changed, self._changed = self._changed, set()
         return changed
 
-    def is_ready(self, name: str) -> bool:
-        """Whether the request `name` is complete (as of the last poll)."""
-        seen = self._seen.get(name)
-        return seen is not None and seen.ready
+    def is_complete(self, name: str) -> bool:
+        """Whether `name` is complete (as of the last look)."""
+        return name in self._complete
 
-    def known(self) -> set[str]:
-        """Every request name in the inbox, complete or not (as of the last poll)."""
+    def confirm(self, name: str) -> bool:
+        """Look at `name` again now, right before it is claimed or read: is it still complete?"""
+        self._observe(name, time.monotonic())
+        return name in self._complete
+
+    def names(self) -> set[str]:
+        """Every tracked file in the inbox, complete or not (as of the last look)."""
         return set(self._seen)
 
     def pending(self) -> list[str]:
-        """Request names seen but not yet complete (still being written, or zero bytes)."""
-        return sorted(self._pending)
+        """Request names seen but not complete yet."""
+        return sorted(n for n in self._seen if n not in self._complete and n.lower().endswith(".json"))
 
-    def forget(self, name: str) -> None:
-        """Stop tracking a request that was claimed or vanished."""
+    def drop(self, name: str) -> None:
+        """Stop tracking a file that was claimed, moved away or deleted."""
         if self._seen.pop(name, None) is not None:
             self._changed.add(name)
-        self._pending.discard(name)
+        self._complete.discard(name)
+        self._next_look.pop(name, None)
 
     def next_deadline(self) -> float:
         """Seconds until `poll` may have news without an event."""
+        while self._due and self._next_look.get(self._due[0][1]) != self._due[0][0]:
+            heapq.heappop(self._due)  # stale
         wait = self._next_scan - time.monotonic()
-        if self._pending:
-            wait = min(wait, 0.25)
+        if self._due:
+            wait = min(wait, self._due[0][0] - time.monotonic())
         return max(0.0, wait)
 
     def _on_event(self, event: FileSystemEvent, now: float) -> None:
         src = Path(os.fsdecode(event.src_path))
         if isinstance(event, FileMovedEvent):
             if src.parent == self.inbox:
-                self.forget(src.name)
+                self.drop(src.name)
             dest = Path(os.fsdecode(event.dest_path))
-            if dest.parent == self.inbox and is_request_name(dest.name):
-                self._observe(dest.name, now, complete=True)
+            if dest.parent == self.inbox and is_tracked_name(dest.name):
+                self._observe(dest.name, now, closed=True)
             return
-        if src.parent != self.inbox or not is_request_name(src.name):
+        if src.parent != self.inbox or not is_tracked_name(src.name):
             return
         if isinstance(event, FileDeletedEvent):
-            self.forget(src.name)
+            self.drop(src.name)
         elif isinstance(event, FileClosedEvent):
-            self._observe(src.name, now, complete=True)
-        elif isinstance(event, (FileCreatedEvent, FileModifiedEvent)):
-            self._observe(src.name, now, writing=True)
+            self._observe(src.name, now, closed=True)
+        elif isinstance(event, FileModifiedEvent):
+            self._observe(src.name, now, written=True)
+        elif isinstance(event, FileCreatedEvent):
+            self._observe(src.name, now, evented=True)
 
-    def _observe(self, name: str, now: float, *, complete: bool = False, writing: bool = False,
-                 startup: bool = False) -> None:
+    def _observe(self, name: str, now: float, *, closed: bool = False, written: bool = False,
+                 evented: bool = False) -> None:
+        path = self.inbox / name
         try:
-            stat = (self.inbox / name).stat()
-        except FileNotFoundError:
-            self.forget(name)
+            stat = path.stat()
+        except OSError:
+            self.drop(name)
+            return
+        if not path.is_file():
+            self.drop(name)
             return
         seen = self._seen.get(name)
-        before = None if seen is None else (seen.size, seen.mtime_ns, seen.ready)
-        if seen is None or (seen.size, seen.mtime_ns) != (stat.st_size, stat.st_mtime_ns):
-            seen = _Seen(stat.st_size, stat.st_mtime_ns, now, writing=seen.writing if seen else False)
-            self._seen[name] = seen
-        if writing:
-            seen.writing, seen.ready = True, False
-        if complete:
-            seen.writing = False
-        held = now - seen.since
-        # A writer we saw open the file gets a close event; without one, wait out a rescan too.
-        needed = max(self.config.stable_seconds, self.config.rescan_interval) if seen.writing \
-            else self.config.stable_seconds
-        # At start, on a local disk, an mtime older than the window counts as having held still.
-        aged = startup and self.mode is WatchMode.inotify and \
-            time.time() - stat.st_mtime_ns / 1e9 >= self.config.stable_seconds
-        if stat.st_size > 0 and (complete or held >= needed or aged):
-            seen.ready = True
-        if seen.ready:
-            self._pending.discard(name)
-        else:
-            self._pending.add(name)
-        if (seen.size, seen.mtime_ns, seen.ready) != before:
+        if seen is None or not seen.same_file(stat):
+            seen = self._seen[name] = Sighting(stat.st_size, stat.st_mtime_ns, stat.st_ino, since=now)
             self._changed.add(name)
+        if closed:
+            seen.closed, seen.written = True, False
+        if written:
+            seen.written, seen.closed = True, False
+        seen.evented = seen.evented or closed or written or evented
+        writers = being_written(path) if self.leases else None
+        age = time.time() - stat.st_mtime
+        complete = is_complete(seen, now=now, age=age, writers=writers, stable_seconds=self.config.stable_seconds,
+                               empty_wait=self.config.attachment_wait)
+        if complete != (name in self._complete):
+            self._changed.add(name)
+            (self._complete.add if complete else self._complete.discard)(name)
+        if not complete:
+            self._look_again(name, seen, now, age, writers)
 
-    def _scan(self, now: float, *, startup: bool) -> None:
+    def _look_again(self, name: str, seen: Sighting, now: float, age: float, writers: bool | None) -> None:
+        if writers:
+            due = now + _BUSY_RECHECK
+        elif seen.size == 0:
+            due = now + max(_BUSY_RECHECK, self.config.attachment_wait - age)
+        elif seen.written and not seen.closed:
+            return  # its close event will come (a rescan looks too)
+        else:
+            due = max(seen.since + self.config.stable_seconds, now + 0.01)
+        if due < self._next_look.get(name, float("inf")):
+            self._next_look[name] = due
+            heapq.heappush(self._due, (due, name))
+
+    def _scan(self, now: float) -> None:
+        polling = self.mode is WatchMode.polling
+        self._next_scan = now + (self.config.poll_interval if polling else self.config.rescan_interval)
         try:
-            names = {e.name for e in os.scandir(self.inbox) if is_request_name(e.name) and e.is_file()}
+            with os.scandir(self.inbox) as entries:
+                names = {e.name for e in entries if is_tracked_name(e.name) and e.is_file()}
         except FileNotFoundError:
-            names = set()
+            raise FatalError(FatalCode.folder_unusable, f"the inbox {self.inbox} is gone") from None
+        except OSError as exc:  # a share hiccup: look again at the next scan
+            log.warning("scan_failed", inbox=str(self.inbox), error=str(exc))
+            return
         for gone in set(self._seen) - names:
-            self.forget(gone)
+            self.drop(gone)
         for name in names:
-            self._observe(name, now, startup=startup)
+            self._observe(name, now)

@@ -8,6 +8,7 @@ means "finish": write the sidecar if missing and move the request to done/, neve
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,11 @@ from typing import Any
 from . import files
 from .audio import Audio, write_temp_audio
 from .faults import FaultPoint, Faults
-from .folders import Layout, write_json
+from .folders import Layout
 from .options import AudioFormat, SampleFormat
 
-#: builds the sidecar for the chosen base name and audio file name
-SidecarFor = Callable[[str, str], dict[str, Any]]
+#: builds the sidecar for the chosen base name
+SidecarFor = Callable[[str], dict[str, Any]]
 
 
 class Publisher:
@@ -42,13 +43,13 @@ class Publisher:
             while True:  # another daemon may take the name between choosing and linking it
                 base = files.free_stem(outbox, stem, (f".{fmt.value}", ".json"))
                 audio_name = f"{base}.{fmt.value}"
-                journal = {"audio": audio_name, "sidecar": f"{base}.json", "content": sidecar_for(base, audio_name)}
+                journal = {"audio": audio_name, "sidecar": f"{base}.json", "content": sidecar_for(base)}
                 self.layout.write_journal(claimed, journal)
                 if files.link_no_clobber(tmp, outbox / audio_name):
                     break
         except OSError:
-            tmp.unlink(missing_ok=True)
-            self.layout.journal_file(claimed).unlink(missing_ok=True)
+            files.remove(tmp)
+            files.remove(self.layout.journal_file(claimed))
             raise
         self.faults.reach(FaultPoint.after_audio_publish)
         return journal
@@ -60,7 +61,7 @@ class Publisher:
         """
         journal = self.layout.read_journal(claimed)
         if journal is not None and not (self.layout.outbox / journal["audio"]).exists():
-            self.layout.journal_file(claimed).unlink(missing_ok=True)
+            files.remove(self.layout.journal_file(claimed))
             return None
         return journal
 
@@ -68,7 +69,8 @@ class Publisher:
                  still_needed: set[str]) -> Path:
         """Write the sidecar unless it is there, then move the request to done/; returns its new path."""
         if not (self.layout.outbox / journal["sidecar"]).exists():
-            write_json(self.layout.outbox, journal["sidecar"], journal["content"])
+            data = (json.dumps(journal["content"], indent=2, ensure_ascii=False) + "\n").encode()
+            files.publish(self.layout.outbox, journal["sidecar"], data)
         self.faults.reach(FaultPoint.after_sidecar)
         self.faults.reach(FaultPoint.before_done_move)
         final = self.layout.finish(claimed, self.layout.done, attachments, still_needed)

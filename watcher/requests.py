@@ -43,16 +43,26 @@ def check_name(value: str, *, limit: int = 200) -> str:
     elif len(value) > limit or len(value.encode()) > 240:
         problem = f"is longer than {limit} characters"
     if problem:
-        raise PydanticCustomError(ErrorCode.unsafe_name.value, "{name!r} is not a plain file name: it {problem}",
-                                  {"name": value[:80], "problem": problem})
+        # PydanticCustomError fills {name} with str.format's plain fields only: quote the name here.
+        raise PydanticCustomError(ErrorCode.unsafe_name.value, "{name} is not a plain file name: it {problem}",
+                                  {"name": repr(value[:80]), "problem": problem})
     return value
+
+
+def require_plain_name(value: str, field: str, *, limit: int = 200) -> str:
+    """`check_name` for names that do not come through the request model (`submit --name`, uploads)."""
+    try:
+        return check_name(value, limit=limit)
+    except PydanticCustomError as exc:
+        raise RequestError(ErrorCode.unsafe_name, f"Field {field!r}: {exc.message()}.", field=field) from None
 
 
 def _limits(info: ValidationInfo) -> Limits:
     return info.context if isinstance(info.context, Limits) else Limits()
 
 
-Loose = Field(strict=False)  # enums arrive as strings from JSON
+#: enums arrive as their string values from JSON; the rest of the model is strict
+ByValue = Field(strict=False)
 
 
 class Request(BaseModel):
@@ -66,8 +76,9 @@ class Request(BaseModel):
         8.0, description="Seconds of audio, at most `engine.max_duration`. A continuation counts inside it.")
     output: str | None = Field(
         None, description="Base name of the output file, without extension; default the request's name.")
-    format: Annotated[AudioFormat | None, Loose] = Field(None, description="wav, flac or ogg; default `output.format`.")
-    sample_format: Annotated[SampleFormat | None, Loose] = Field(
+    format: Annotated[AudioFormat | None, ByValue] = Field(
+        None, description="wav, flac or ogg; default `output.format`.")
+    sample_format: Annotated[SampleFormat | None, ByValue] = Field(
         None, description="pcm16, pcm24 or float (wav), pcm16 or pcm24 (flac); default `output.sample_format`.")
     melody: str | None = Field(None, description="File name of an audio file in the inbox (melody models only).")
     continuation: str | None = Field(None, description="File name of an audio file in the inbox to continue.")
@@ -78,7 +89,7 @@ class Request(BaseModel):
     cfg_coef: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _SAMPLING.cfg_coef
     two_step_cfg: bool = _SAMPLING.two_step_cfg
     extend_stride: Annotated[float, Field(gt=0, allow_inf_nan=False)] = _SAMPLING.extend_stride
-    normalize: Annotated[Normalize | None, Loose] = Field(
+    normalize: Annotated[Normalize | None, ByValue] = Field(
         None, description="peak, loudness, rms, clip or none; default `output.normalize` (peak).")
     priority: int = Field(0, description="Higher goes first.")
 

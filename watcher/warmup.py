@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from .config import EngineConfig
-from .errors import FatalError, WatcherError
+from .errors import FatalCode, FatalError, WatcherError
+from .faults import FaultPoint, Faults
 from .metrics import Metrics
 from .models import ResolvedModel
 
@@ -29,10 +30,11 @@ class Warmup:
     """Starts the engine in the background; hands it over once it is ready."""
 
     def __init__(self, config: EngineConfig, metrics: Metrics, resolve: Callable[[str], ResolvedModel],
-                 engine: Engine | None = None) -> None:
+                 faults: Faults, engine: Engine | None = None) -> None:
         self.config = config
         self.metrics = metrics
         self.resolve = resolve
+        self.faults = faults
         self._given = engine
         self._future: Future[Engine] | None = None
         #: when the preload finished (time.monotonic), or None
@@ -42,6 +44,11 @@ class Warmup:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-start")
         self._future = pool.submit(self._build)
         pool.shutdown(wait=False)
+
+    def join(self) -> None:
+        """Wait for the start to end, well or not (at shutdown: no thread is left behind)."""
+        if self._future is not None:
+            self._future.exception()
 
     @property
     def done(self) -> bool:
@@ -54,8 +61,15 @@ class Warmup:
         assert self._future is not None, "start() first"
         try:
             return self._future.result()
+        except FatalError:
+            raise
         except Exception as exc:
-            raise FatalError(f"The engine could not start: {type(exc).__name__}: {exc}") from exc
+            raise FatalError(FatalCode.engine_failed,
+                             f"The engine could not start: {type(exc).__name__}: {exc}") from exc
+
+    def device(self) -> str | None:
+        """The device generation runs on, once the engine has started."""
+        return self.engine.device if self.done and self._future and not self._future.exception() else None
 
     @property
     def resident(self) -> str | None:
@@ -72,9 +86,16 @@ class Warmup:
     def _build(self) -> Engine:
         engine = self._given
         if engine is None:
-            from .engine import Engine
+            from .engine import DeviceUnavailable, Engine, no_gpu_reason
 
-            engine = Engine(self.config.device, threads=self.config.threads)
+            try:
+                engine = Engine(self.config.device, threads=self.config.threads)
+            except DeviceUnavailable as exc:
+                raise FatalError(FatalCode.invalid_config, f"engine.device: {exc}") from None
+            if self.config.device == "auto" and engine.device == "cpu":
+                log.warning("no_gpu", device="cpu", reason=no_gpu_reason(),
+                            consequence="generation runs on the CPU, about 50 times slower")
+        log.info("engine_ready", device=engine.device)
         if self.config.preload:
             self._preload(engine)
         return engine
@@ -82,6 +103,7 @@ class Warmup:
     def _preload(self, engine: Engine) -> None:
         try:
             model = self.resolve(self.config.default_model)
+            self.faults.reach(FaultPoint.model_load)
             seconds = engine.load(model)
             self.loaded_at = time.monotonic()
             self.metrics.observe_engine(engine.resident, engine.loads)

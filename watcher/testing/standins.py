@@ -29,7 +29,6 @@ import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,74 +37,27 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
     from torch import Tensor, nn
 
+from ._configs import (
+    CARD,
+    DEMUCS_SOURCES,
+    ENCODEC_ID,
+    HTDEMUCS_CHECKPOINT,
+    RATIOS,
+    T5_DIM,
+    T5_NAME,
+    TOKENIZER_CORPUS,
+    encodec_config,
+    lm_config,
+)
+from ._configs import SAMPLE_RATE as SAMPLE_RATE  # re-exported: tests and selftest read it
+from ._configs import TINY_WINDOW_SECONDS as TINY_WINDOW_SECONDS  # re-exported for tests
+
 STANDIN_MODELS: tuple[str, ...] = (
     "facebook/musicgen-small",
     "facebook/musicgen-stereo-small",
     "facebook/musicgen-melody",
 )
 
-# The tiny models' training window (`dataset.segment_duration`, which AudioCraft turns into
-# `max_duration`). MusicGen needs it above the default extend_stride of 18 s; 20 s keeps
-# tests that extend beyond the window cheap. The real models, and full_size, use 30 s.
-TINY_WINDOW_SECONDS = 20
-FULL_WINDOW_SECONDS = 30
-
-SAMPLE_RATE = 32000
-T5_NAME = "t5-base"
-ENCODEC_ID = "facebook/encodec_32khz"
-# demucs resolves the name 'htdemucs' to this file in torch hub's checkpoint folder.
-HTDEMUCS_CHECKPOINT = "955717e8-8726e21a.th"
-
-# The T5 conditioner sizes its projection from the model name: t5-base is 768 wide.
-_T5_DIM = 768
-_CARD = 2048  # EnCodec 32 kHz codebook size; the LM's default top_k of 250 needs >= 250.
-_N_Q = 4  # EnCodec 32 kHz codebooks (2.2 kbps at 50 Hz, 11 bits each)
-_RATIOS = [8, 5, 4, 4]  # 640 samples per frame: 50 Hz at 32 kHz
-_DEMUCS_SOURCES = ["drums", "bass", "other", "vocals"]
-
-# A few hundred words to train the stand-in T5 tokenizer on, so prompts tokenize to
-# real pieces rather than all unknowns.
-_TOKENIZER_CORPUS = """
-ambient electronic music with soft pads and a slow steady beat
-lofi hip hop with a dusty piano loop and mellow drums for studying
-upbeat pop song with bright synths catchy hooks and claps
-heavy metal riff with distorted guitars double kick drums and a fast tempo
-calm classical piece for string quartet with violin viola and cello
-epic cinematic trailer music with a big orchestra choir and taiko drums
-smooth jazz trio with upright bass brushed snare and a warm saxophone solo
-eighties synthwave with arpeggiated bass gated reverb drums and neon leads
-acoustic folk tune with fingerpicked guitar harmonica and a gentle voice
-deep house groove at one hundred twenty four bpm with a rolling bassline
-reggae rhythm with offbeat guitar skank organ bubble and a heavy bass
-funky disco track with slap bass wah guitar strings and four on the floor
-dark techno with a pounding kick hypnotic hats and an acid line
-sad piano ballad in a minor key with sparse chords and long sustain
-happy ukulele melody with whistling handclaps and a sunny summer mood
-country song with pedal steel banjo fiddle and a walking bass
-blues shuffle with an electric guitar a hammond organ and harmonica
-dreamy shoegaze with washed out guitars shimmering reverb and soft vocals
-energetic drum and bass with chopped breaks and a deep sub bass
-relaxing meditation music with bells drones flutes and ocean waves
-retro video game chiptune with square waves and a bouncy melody
-medieval folk dance with lute recorder and hand drums
-latin salsa with congas timbales a brass section and a piano montuno
-bossa nova with nylon guitar soft percussion and a quiet flute
-orchestral waltz in three four time with a lush string section
-"""
-
-
-@dataclass(frozen=True)
-class _LMSize:
-    """The transformer dimensions of a MusicGen language model."""
-
-    dim: int
-    num_heads: int
-    num_layers: int
-
-
-# musicgen-small's real transformer ("300M", 420M parameters with embeddings and heads).
-_SMALL_LM = _LMSize(dim=1024, num_heads=16, num_layers=24)
-_TINY_LM = _LMSize(dim=32, num_heads=4, num_layers=2)
 
 
 def standin_env(root: Path) -> dict[str, str]:
@@ -227,7 +179,7 @@ def _write_t5(dest: Path, *, full_size: bool) -> None:
         vocab = -(-len(tokenizer) // 128) * 128  # room for every id, rounded like t5's
         size = dict(vocab_size=vocab, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
     config = T5Config(
-        d_model=_T5_DIM,
+        d_model=T5_DIM,
         num_decoder_layers=size["num_layers"],
         feed_forward_proj="relu",
         pad_token_id=0,
@@ -241,7 +193,7 @@ def _write_t5(dest: Path, *, full_size: bool) -> None:
 
 
 def _t5_tokenizer() -> Any:
-    """Build a T5Tokenizer from a sentencepiece model trained here on _TOKENIZER_CORPUS.
+    """Build a T5Tokenizer from a sentencepiece model trained here on TOKENIZER_CORPUS.
 
     T5's conventions: pad 0, eos 1, unk 2, no bos, then the pieces and 100 sentinels.
     """
@@ -250,7 +202,7 @@ def _t5_tokenizer() -> Any:
 
     proto = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=iter(_TOKENIZER_CORPUS.strip().splitlines()),
+        sentence_iterator=iter(TOKENIZER_CORPUS.strip().splitlines()),
         model_writer=proto,
         model_type="unigram",
         vocab_size=256,
@@ -284,10 +236,10 @@ def _write_hf_encodec(dest: Path, *, full_size: bool) -> None:
         sampling_rate=SAMPLE_RATE,
         audio_channels=1,
         normalize=False,
-        upsampling_ratios=_RATIOS,
+        upsampling_ratios=RATIOS,
         use_causal_conv=False,
         use_conv_shortcut=False,
-        codebook_size=_CARD,
+        codebook_size=CARD,
         **size,
     )
     with _seeded(ENCODEC_ID):
@@ -317,7 +269,7 @@ def _write_htdemucs(path: Path) -> None:
 
     with _seeded("htdemucs"):
         model = HTDemucs(
-            sources=_DEMUCS_SOURCES,
+            sources=DEMUCS_SOURCES,
             channels=8,
             depth=4,
             dconv_comp=4,
@@ -373,7 +325,7 @@ def _lm_package(model: str, *, full_size: bool) -> dict[str, Any]:
     """Build a random LM for model and package it with its xp.cfg."""
     from audiocraft.models import builders
 
-    cfg = _lm_config(model, full_size=full_size)
+    cfg = lm_config(model, full_size=full_size)
     # AudioCraft's builder would load T5 (and demucs) from the caches this module is writing,
     # so build the LM without conditioners and add their saved weights separately.
     skeleton = cfg.copy()
@@ -404,7 +356,7 @@ def _conditioner_weights(cfg: DictConfig) -> dict[str, nn.Module]:
         if name == "args":
             continue
         if spec.model == "t5":
-            modules[str(name)] = BaseConditioner(_T5_DIM, dim)
+            modules[str(name)] = BaseConditioner(T5_DIM, dim)
         elif spec.model == "chroma_stem":
             chroma = spec.chroma_stem
             module = BaseConditioner(int(chroma.n_chroma), dim)
@@ -420,154 +372,14 @@ def _conditioner_weights(cfg: DictConfig) -> dict[str, nn.Module]:
     return modules
 
 
-def _lm_config(model: str, *, full_size: bool) -> DictConfig:
-    """The model-relevant part of a real MusicGen xp.cfg, with tiny dimensions unless full_size.
-
-    The keys the loader deletes (merge_text_conditions_p, drop_desc_p, chroma cache_path) are
-    kept, as in the real dumps, so that path runs too.
-    """
-    from omegaconf import OmegaConf
-
-    size = _SMALL_LM if full_size else _TINY_LM
-    stereo = model == "facebook/musicgen-stereo-small"
-    melody = model == "facebook/musicgen-melody"
-    n_q = 2 * _N_Q if stereo else _N_Q
-    # Stereo interleaves the left and right codes of a mono EnCodec: codebook k of each
-    # channel shares delay k.
-    delays = [k // 2 for k in range(n_q)] if stereo else list(range(n_q))
-    cfg: dict[str, Any] = {
-        "device": "cuda",
-        "dtype": "float32",
-        "autocast": True,
-        "autocast_dtype": "float16",
-        "efficient_attention_backend": "torch",
-        "solver": "musicgen",
-        "sample_rate": SAMPLE_RATE,
-        "channels": 2 if stereo else 1,
-        "compression_model_checkpoint": f"//pretrained/{ENCODEC_ID}",
-        "compression_model_n_q": None,
-        "tokens": {"padding_with_special_token": False},
-        "interleave_stereo_codebooks": {"use": stereo, "per_timestep": False},
-        "dataset": {
-            "segment_duration": FULL_WINDOW_SECONDS if full_size else TINY_WINDOW_SECONDS,
-            "batch_size": 192,
-            "num_workers": 10,
-            "min_segment_ratio": 0.8,
-            "return_info": True,
-            "train": {"merge_text_p": 0.25, "drop_desc_p": 0.5, "drop_other_p": 0.5},
-        },
-        "lm_model": "transformer_lm",
-        "codebooks_pattern": {
-            "modeling": "delay",
-            "delay": {"delays": delays, "flatten_first": 0, "empty_initial": 0},
-        },
-        "transformer_lm": _transformer_lm(size, n_q),
-        **(_melody_conditioning() if melody else _text_conditioning()),
-    }
-    return OmegaConf.create(cfg)
 
 
-def _transformer_lm(size: _LMSize, n_q: int) -> dict[str, Any]:
-    """config/model/lm/musicgen_lm.yaml over lm/default.yaml, at the given size."""
-    return {
-        "dim": size.dim,
-        "num_heads": size.num_heads,
-        "num_layers": size.num_layers,
-        "hidden_scale": 4,
-        "n_q": n_q,
-        "card": _CARD,
-        "dropout": 0.0,
-        "emb_lr": None,
-        "activation": "gelu",
-        "norm_first": True,
-        "bias_ff": False,
-        "bias_attn": False,
-        "bias_proj": False,
-        "past_context": None,
-        "causal": True,
-        "custom": False,
-        "memory_efficient": True,
-        "attention_as_float32": False,
-        "layer_scale": None,
-        "positional_embedding": "sin",
-        "xpos": False,
-        "checkpointing": "none",
-        "weight_init": "gaussian",
-        "depthwise_init": "current",
-        "zero_bias_init": True,
-        "norm": "layer_norm",
-        "cross_attention": False,
-        "qk_layer_norm": False,
-        "qk_layer_norm_cross": False,
-        "attention_dropout": None,
-        "kv_repeat": 1,
-        "two_step_cfg": False,
-    }
 
 
-def _t5_conditioner(word_dropout: float) -> dict[str, Any]:
-    return {
-        "model": "t5",
-        "t5": {
-            "name": T5_NAME,
-            "finetune": False,
-            "word_dropout": word_dropout,
-            "normalize_text": False,
-        },
-    }
 
 
-def _text_conditioning() -> dict[str, Any]:
-    """config/conditioner/text2music.yaml: T5 descriptions through cross-attention."""
-    return {
-        "classifier_free_guidance": {"training_dropout": 0.3, "inference_coef": 3.0},
-        "attribute_dropout": {},
-        "fuser": {
-            "cross_attention_pos_emb": False,
-            "cross_attention_pos_emb_scale": 1,
-            "sum": [],
-            "prepend": [],
-            "cross": ["description"],
-            "input_interpolate": [],
-        },
-        "conditioners": {
-            "args": {"merge_text_conditions_p": 0.25, "drop_desc_p": 0.5},
-            "description": _t5_conditioner(0.3),
-        },
-    }
 
 
-def _melody_conditioning() -> dict[str, Any]:
-    """config/conditioner/chroma2music.yaml: demucs-stemmed chroma and T5, both prepended."""
-    return {
-        "classifier_free_guidance": {"training_dropout": 0.2, "inference_coef": 3.0},
-        "attribute_dropout": {"args": {"active_on_eval": False}, "text": {}, "wav": {"self_wav": 0.5}},
-        "fuser": {
-            "cross_attention_pos_emb": False,
-            "cross_attention_pos_emb_scale": 1,
-            "sum": [],
-            "prepend": ["self_wav", "description"],
-            "cross": [],
-            "input_interpolate": [],
-        },
-        "conditioners": {
-            "args": {"merge_text_conditions_p": 0.25, "drop_desc_p": 0.5},
-            "self_wav": {
-                "model": "chroma_stem",
-                "chroma_stem": {
-                    "sample_rate": SAMPLE_RATE,
-                    "n_chroma": 12,
-                    "radix2_exp": 14,
-                    "argmax": True,
-                    "match_len_on_eval": False,
-                    "eval_wavs": None,
-                    "n_eval_wavs": 100,
-                    "cache_path": None,
-                },
-            },
-            "description": _t5_conditioner(0.2),
-        },
-    }
 
 
 def _encodec_package(*, full_size: bool) -> dict[str, Any]:
@@ -575,7 +387,7 @@ def _encodec_package(*, full_size: bool) -> dict[str, Any]:
     import torch
     from audiocraft.models import builders
 
-    cfg = _encodec_config(full_size=full_size)
+    cfg = encodec_config(full_size=full_size)
     build_cfg = cfg.copy()
     build_cfg.device = "cpu"
     with _seeded("encodec"):
@@ -590,73 +402,12 @@ def _encodec_package(*, full_size: bool) -> dict[str, Any]:
     return _package(model.state_dict(), cfg)
 
 
-def _encodec_config(*, full_size: bool) -> DictConfig:
-    """config/solver/compression/encodec_musicgen_32khz.yaml, tiny unless full_size."""
-    from omegaconf import OmegaConf
-
-    dimension, n_filters, lstm = (128, 64, 2) if full_size else (16, 2, 1)
-    cfg = {
-        "device": "cuda",
-        "dtype": "float32",
-        "solver": "compression",
-        "sample_rate": SAMPLE_RATE,
-        "channels": 1,
-        "compression_model": "encodec",
-        "encodec": {
-            "autoencoder": "seanet",
-            "quantizer": "rvq",
-            "sample_rate": SAMPLE_RATE,
-            "channels": 1,
-            "causal": False,
-            "renormalize": False,
-        },
-        "seanet": {
-            "dimension": dimension,
-            "channels": 1,
-            "causal": False,
-            "n_filters": n_filters,
-            "n_residual_layers": 1,
-            "ratios": _RATIOS,
-            "activation": "ELU",
-            "activation_params": {"alpha": 1.0},
-            "norm": "weight_norm",
-            "norm_params": {},
-            "kernel_size": 7,
-            "residual_kernel_size": 3,
-            "last_kernel_size": 7,
-            "dilation_base": 2,
-            "pad_mode": "constant",
-            "true_skip": True,
-            "compress": 2,
-            "lstm": lstm,
-            "disable_norm_outer_blocks": 0,
-            "decoder": {
-                "trim_right_ratio": 1.0,
-                "final_activation": None,
-                "final_activation_params": None,
-            },
-            "encoder": {},
-        },
-        "rvq": {
-            "n_q": _N_Q,
-            "q_dropout": False,
-            "bins": _CARD,
-            "decay": 0.99,
-            "kmeans_init": True,
-            "kmeans_iters": 50,
-            "threshold_ema_dead_code": 2,
-            "orthogonal_reg_weight": 0.0,
-            "orthogonal_reg_active_codes_only": False,
-        },
-        "no_quant": {},
-    }
-    return OmegaConf.create(cfg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build stand-ins under ROOT and print the shell lines that point at them."""
     parser = argparse.ArgumentParser(
-        prog="python -m watcher.standins",
+        prog="python -m watcher.testing.standins",
         description="Build random-weight MusicGen stand-ins in the hub and torch caches.",
     )
     parser.add_argument("root", type=Path, help="folder to build in")

@@ -1,6 +1,7 @@
-"""Which ready requests run next: priority, age, name; the resident model; compatible batch-mates.
+"""Which complete requests run next: priority, age, name; the resident model; compatible batch-mates.
 
-Pure logic over `Entry` values, so it is tested without files or models.
+Pure logic over `Entry` values, so it is tested without files or models. `order` is the one place
+the order of the line is written down; `status` and the daemon both use it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ from dataclasses import dataclass
 
 from .options import Mode
 from .requests import Request
+
+
+def order(priority: int, mtime: float, name: str) -> tuple[int, float, str]:
+    """The line's order: priority first (higher first), then oldest mtime, then name."""
+    return (-priority, mtime, name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +30,11 @@ class Entry:
     model: str | None
     #: equal keys may share one generate call; None runs alone (seeded, melody, invalid...)
     batch_key: Hashable | None
+    #: time.monotonic() when the request became complete; its attachments may arrive until then + attachment_wait
+    ready_at: float = 0.0
 
     def order(self) -> tuple[int, float, str]:
-        """Priority first (higher first), then oldest mtime, then name."""
-        return (-self.priority, self.mtime, self.name)
+        return order(self.priority, self.mtime, self.name)
 
 
 def batch_key(request: Request, model: str) -> Hashable | None:

@@ -1,0 +1,205 @@
+"""Every way a claimed request ends: published to the outbox and done/, failed, held for a retry, put back.
+
+Each ending is logged, counted in the metrics and, for done and failed, handed to the hooks. A share
+refusing a move (EBUSY, ESTALE...) never loses the request: it stays claimed and is tried again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from . import files
+from .audio import normalized
+from .errors import ErrorCode, RequestError, TransientError, WatcherError
+from .faults import Faults
+from .folders import Layout
+from .hooks import Hooks
+from .intake import Claimed
+from .jobs import Generated
+from .lineup import Lineup
+from .metrics import Metrics
+from .publish import Publisher
+from .requests import Limits, attachments_of, decode_request
+from .sidecars import done_sidecar, error_sidecar
+
+log = structlog.get_logger("watcher.outcomes")
+
+#: the first pause before retrying a request whose attempt failed for a reason outside it; it doubles
+_FIRST_RETRY = 5.0
+
+
+@dataclass
+class _Held:
+    claimed: Claimed
+    at: float
+    #: False for a request recovered after a crash, not tried again yet
+    tried: bool
+
+
+class Retries:
+    """Claimed requests held in processing/ for a later try, each with a growing pause."""
+
+    def __init__(self, max_delay: float) -> None:
+        self.max_delay = max_delay
+        self._held: dict[str, _Held] = {}
+        self._delays: dict[str, float] = {}  # by request file name, dropped when the request ends
+
+    def __bool__(self) -> bool:
+        return bool(self._held)
+
+    def hold(self, claimed: Claimed, delay: float | None = None, *, tried: bool = True) -> float:
+        """Keep `claimed` for a later try, after `delay` or the next pause in its backoff; returns the pause."""
+        name = claimed.path.name
+        if delay is None:
+            delay = min(self._delays.get(name, _FIRST_RETRY / 2) * 2, self.max_delay)
+            self._delays[name] = delay
+        self._held[name] = _Held(claimed, time.monotonic() + delay, tried)
+        return delay
+
+    def due(self) -> Claimed | None:
+        """The first held request whose pause is over, taken out of the hold."""
+        now = time.monotonic()
+        for name, held in self._held.items():
+            if held.at <= now:
+                del self._held[name]
+                return held.claimed
+        return None
+
+    def next_in(self) -> float:
+        """Seconds until a held request is due."""
+        return max(0.0, min((h.at for h in self._held.values()), default=float("inf")) - time.monotonic())
+
+    def all_tried(self) -> bool:
+        """Whether every held request has been tried since the daemon started (`--once` may stop then)."""
+        return all(held.tried for held in self._held.values())
+
+    def release(self) -> list[Claimed]:
+        """Every held request, no longer held."""
+        out = [held.claimed for held in self._held.values()]
+        self._held.clear()
+        return out
+
+    def ended(self, claimed: Claimed) -> None:
+        self._delays.pop(claimed.path.name, None)
+
+
+class Outcomes:
+    """Ends requests: the only place that moves a claimed request out of processing/."""
+
+    def __init__(self, layout: Layout, limits: Limits, faults: Faults, metrics: Metrics, hooks: Hooks,
+                 lineup: Lineup, retries: Retries) -> None:
+        self.layout = layout
+        self.limits = limits
+        self.metrics = metrics
+        self.hooks = hooks
+        self.lineup = lineup
+        self.retries = retries
+        self.publisher = Publisher(layout, faults)
+
+    def publish(self, claimed: Claimed, generated: Generated, started_at: str) -> None:
+        """Write the audio and sidecar to the outbox, then move the request to done/."""
+        prepared = claimed.prepared
+        assert prepared is not None
+        output = prepared.output
+
+        def sidecar(base: str) -> dict[str, Any]:
+            return done_sidecar(claimed, generated, base=base, started_at=started_at,
+                                daemon_id=self.layout.daemon_id)
+
+        try:
+            audio = normalized(generated.audio, output.normalize)
+            journal = self.publisher.deliver(claimed.path, audio, output.stem, output.format, output.sample_format,
+                                             sidecar)
+        except RequestError as exc:  # a sample format the container cannot hold
+            self.fail(claimed, exc)
+            return
+        except OSError as exc:
+            self.fail(claimed, RequestError(ErrorCode.output_failed,
+                                            f"The audio could not be written to the outbox: {exc.strerror or exc}."))
+            return
+        self._complete(claimed, journal)
+
+    def resume(self, claimed: Claimed) -> bool:
+        """Finish a publication whose audio was out before a crash; False when there was none."""
+        journal = self.publisher.pending(claimed.path)
+        if journal is None:
+            return False
+        log.info("resumed_publication", request_id=claimed.request_id, audio=journal["audio"])
+        self._complete(claimed, journal)
+        return True
+
+    def _complete(self, claimed: Claimed, journal: dict[str, Any]) -> None:
+        """Write the sidecar if it is not there yet, then move the request to done/."""
+        try:
+            final = self.publisher.complete(claimed.path, journal, self._attachments(claimed),
+                                            self._still_needed(claimed))
+        except OSError as exc:
+            self.hold(claimed, TransientError(ErrorCode.output_failed, f"Could not finish publishing: {exc}."))
+            return
+        content = journal["content"]
+        log.info("finished", request_id=claimed.request_id, audio=journal["audio"], model=content["model"],
+                 seconds=content["timings"]["generate_seconds"], batch_size=content["batch_size"])
+        self._ended(claimed, final, "done")
+        self.metrics.audio_seconds.inc(content["duration_seconds"])
+        self.hooks.run("done", claimed.request_id, {
+            "request": final, "audio": self.layout.outbox / journal["audio"],
+            "sidecar": self.layout.outbox / journal["sidecar"]})
+
+    def fail(self, claimed: Claimed, error: WatcherError) -> None:
+        """Move the request (and attachments nobody else needs) to failed/, beside its error."""
+        log.warning("failed", request_id=claimed.request_id, error_code=error.code.value, message=error.message,
+                    field=error.field)
+        try:
+            base = files.free_stem(self.layout.failed, claimed.request_id, (".json", ".error.json"))
+            data = (json.dumps(error_sidecar(claimed.request_id, error), indent=2, ensure_ascii=False) + "\n")
+            error_file = files.publish(self.layout.failed, f"{base}.error.json", data.encode())
+            final = self.layout.finish(claimed.path, self.layout.failed, self._attachments(claimed),
+                                       self._still_needed(claimed))
+        except OSError as exc:
+            self.hold(claimed, TransientError(ErrorCode.output_failed, f"Could not move to failed/: {exc}."))
+            return
+        self._ended(claimed, final, "failed", error.code.value)
+        self.hooks.run("failed", claimed.request_id, {"request": final, "error": error_file})
+
+    def hold(self, claimed: Claimed, error: TransientError, delay: float | None = None) -> None:
+        """Keep the request claimed and try it again later; the attempt does not count as a crash."""
+        self.layout.uncount_attempt(claimed.path)
+        pause = self.retries.hold(claimed, delay)
+        log.warning("retry_later", request_id=claimed.request_id, error_code=error.code.value,
+                    message=error.message, retry_in=round(pause, 3))
+
+    def put_back(self, claimed: Claimed) -> None:
+        """Return the request to the inbox untouched (a stop); left claimed if the share refuses."""
+        try:
+            final = self.layout.put_back(claimed.path)
+        except OSError as exc:
+            log.warning("put_back_failed", request_id=claimed.request_id, error=str(exc))
+            return
+        self.retries.ended(claimed)
+        log.info("put_back", request_id=claimed.request_id, to=str(final))
+
+    def _ended(self, claimed: Claimed, final: Path, outcome: str, code: str = "") -> None:
+        self.retries.ended(claimed)
+        log.info("moved", request_id=claimed.request_id, to=str(final))
+        self.metrics.requests.labels(outcome, code).inc()
+
+    def _attachments(self, claimed: Claimed) -> tuple[str, ...]:
+        return claimed.attachment_names(self.limits)
+
+    def _still_needed(self, claimed: Claimed) -> set[str]:
+        """Attachment names other requests, waiting or running anywhere, still refer to."""
+        needed = self.lineup.attachments(excluding=claimed.path.name)
+        others = [self.layout.inbox / name for name in self.lineup.unread()]
+        others += [p for p in self.layout.processing.glob("*/*.json") if p != claimed.path]
+        for path in others:
+            try:
+                needed.update(attachments_of(decode_request(path.read_bytes(), self.limits)))
+            except (WatcherError, OSError):
+                continue
+        return needed

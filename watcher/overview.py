@@ -1,0 +1,107 @@
+"""What the folders say right now: the daemons, what runs, what waits and in which order.
+
+Read-only, and from the folders alone, so it works beside any number of daemons on one share:
+`status`, `health` and the web console show the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RequestError
+from .folders import STATUS_SUFFIX, Layout
+from .pickup import is_request_name
+from .requests import attachments_of, decode_request
+from .schedule import order
+
+
+@dataclass(frozen=True)
+class DaemonState:
+    """A daemon as its heartbeat describes it."""
+
+    id: str
+    age: float
+    beat: dict[str, Any]
+
+    def healthy(self, timeout: float) -> bool:
+        return self.age <= timeout
+
+    def as_dict(self, timeout: float) -> dict[str, Any]:
+        return {"id": self.id, "heartbeat_age": round(self.age, 1), "healthy": self.healthy(timeout), **self.beat}
+
+
+def daemons(layout: Layout) -> list[DaemonState]:
+    """Every daemon that has a heartbeat under processing/."""
+    found = []
+    for beat in sorted(layout.processing.glob("*/.heartbeat")):
+        try:
+            age = time.time() - beat.stat().st_mtime
+            value = json.loads(beat.read_bytes())
+        except (OSError, ValueError):
+            continue
+        found.append(DaemonState(beat.parent.name, age, value if isinstance(value, dict) else {}))
+    return found
+
+
+def running(layout: Layout) -> list[dict[str, Any]]:
+    """The status files of every daemon's running requests: progress, start, batch."""
+    out = []
+    for path in sorted(layout.processing.glob(f"*/*{STATUS_SUFFIX}")):
+        try:
+            value = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A request in the inbox, as far as its file says."""
+
+    request_id: str
+    name: str
+    priority: int
+    mtime: float
+    model: str | None
+    duration: float | None
+    attachments: tuple[str, ...]
+    #: attachments not in the inbox (yet)
+    missing: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def waiting(layout: Layout, request_bytes: int) -> list[Waiting]:
+    """The requests in the inbox, in the order they will be taken (priority, age, name)."""
+    found = []
+    try:
+        entries = [e for e in os.scandir(layout.inbox) if is_request_name(e.name) and e.is_file()]
+    except OSError:
+        return []
+    present = {e.name for e in os.scandir(layout.inbox)} if entries else set()
+    for entry in entries:
+        fields: dict[str, Any] = {}
+        try:
+            mtime = entry.stat().st_mtime
+            fields = decode_request(Path(entry.path).read_bytes()[: request_bytes + 1])
+        except FileNotFoundError:
+            continue
+        except (RequestError, OSError):
+            mtime = time.time()
+        priority = fields.get("priority", 0)
+        priority = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
+        model, duration = fields.get("model"), fields.get("duration")
+        attachments = attachments_of(fields)
+        found.append(Waiting(Path(entry.name).stem, entry.name, priority, mtime,
+                             model if isinstance(model, str) else None,
+                             float(duration) if isinstance(duration, int | float) else None,
+                             attachments, tuple(a for a in attachments if a not in present)))
+    return sorted(found, key=lambda w: order(w.priority, w.mtime, w.name))

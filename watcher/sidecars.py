@@ -1,0 +1,59 @@
+"""The result and error sidecars: what a person or a pipeline reads next to the audio.
+
+Field names here are a contract: the README's sidecar table lists them, and pipelines parse them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .about import iso, now_iso, versions
+from .errors import WatcherError
+from .intake import Claimed
+from .jobs import Generated
+
+
+def done_sidecar(claimed: Claimed, generated: Generated, *, base: str, started_at: str,
+                 daemon_id: str) -> dict[str, Any]:
+    """`outbox/<base>.json`, written after the audio, so its presence means the audio is complete."""
+    prepared = claimed.prepared
+    assert prepared is not None, "only a prepared request is generated"
+    output = prepared.output
+    audio = generated.audio
+    return {
+        "status": "done",
+        "request_id": claimed.request_id,
+        "request": prepared.checked.received,
+        "model": generated.model,
+        "seed": generated.seed,
+        "audio": f"{base}.{output.format.value}",
+        "output": base,
+        "output_renamed": base != output.stem,
+        "format": output.format.value,
+        "sample_format": output.sample_format.value,
+        "normalize": output.normalize.value,
+        "sample_rate": audio.sample_rate,
+        "channels": audio.channels,
+        "frames": audio.frames,
+        "duration_seconds": round(audio.seconds, 6),
+        "attachments": [attachment.record() for attachment in prepared.attachments],
+        "batch_size": generated.batch_size,
+        "device": generated.device,
+        "dtype": generated.dtype,
+        "timings": {
+            "queued_at": iso(claimed.queued_at),
+            "started_at": started_at,
+            "finished_at": now_iso(),
+            "load_seconds": round(generated.load_seconds, 3),
+            "generate_seconds": round(generated.generate_seconds, 3),
+        },
+        "attempt": claimed.attempt,
+        "daemon": daemon_id,
+        "versions": versions(),
+    }
+
+
+def error_sidecar(request_id: str, error: WatcherError) -> dict[str, Any]:
+    """`failed/<name>.error.json`."""
+    return {"status": "failed", "request_id": request_id, "error": error.as_dict(), "failed_at": now_iso(),
+            "versions": versions()}
