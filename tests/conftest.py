@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,14 +62,23 @@ def standins() -> Path:
     return STANDINS
 
 
-def write_wav(path: Path, seconds: float, *, rate: int = SAMPLE_RATE, channels: int = 1) -> Path:
-    """A sine tone, as a user's hummed melody or a clip to continue."""
+def wav_bytes(seconds: float, *, rate: int = SAMPLE_RATE, channels: int = 1, subtype: str = "PCM_16") -> bytes:
+    """A sine tone as WAV bytes, as a user's hummed melody or a clip to continue."""
+    import io
+
     import numpy as np
     import soundfile as sf
 
     t = np.arange(int(seconds * rate)) / rate
     tone = 0.3 * np.sin(2 * np.pi * 220 * t)
-    sf.write(str(path), np.stack([tone] * channels, axis=1), rate, format="WAV")
+    out = io.BytesIO()
+    sf.write(out, np.stack([tone] * channels, axis=1), rate, format="WAV", subtype=subtype)
+    return out.getvalue()
+
+
+def write_wav(path: Path, seconds: float, *, rate: int = SAMPLE_RATE, channels: int = 1) -> Path:
+    """A sine tone in a WAV file."""
+    path.write_bytes(wav_bytes(seconds, rate=rate, channels=channels))
     return path
 
 
@@ -116,6 +126,13 @@ class DataRoot:
         found += [f"processing/{p.parent.name}" for p in self.processing.glob(f"*/{request_id}.json")]
         assert len(found) == 1, f"{request_id} is in {found}"
         return found[0]
+
+
+    def wait_ended(self, request_id: str, timeout: float = 120) -> str:
+        """Wait until the request is in done/ or failed/; which one."""
+        wait_for(lambda: any((getattr(self, f) / f"{request_id}.json").exists() for f in ("done", "failed")),
+                 timeout=timeout, what=f"{request_id} to end")
+        return self.where(request_id)
 
 
 @pytest.fixture
@@ -188,20 +205,22 @@ def in_process(standins: Path, data: DataRoot) -> Iterator[InProcess]:
 
 
 class DaemonProcess:
-    """The daemon as a long-running subprocess, for watching, signals and crashes."""
+    """The daemon as a long-running subprocess, for watching, signals and crashes; its log goes to a file."""
 
     def __init__(self, config: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "watcher", "run", "--config", str(config)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self.log = config.with_name(f"daemon-{time.monotonic_ns()}.log")
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "watcher", "run", "--config", str(config)],
+                                         stdout=subprocess.DEVNULL, stderr=log, env=env)
 
-    def events(self) -> list[dict[str, Any]]:
-        """The JSON log lines so far (only once the process has ended)."""
-        assert self.proc.stderr is not None
-        out = []
-        for line in self.proc.stderr.read().splitlines():
-            if line.startswith("{"):
-                out.append(json.loads(line))
-        return out
+    def lines(self) -> list[str]:
+        """The log so far."""
+        return self.log.read_text().splitlines()
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The log events so far (every line is a JSON object), or those named `name`."""
+        events = [json.loads(line) for line in self.lines()]
+        return [e for e in events if name is None or e["event"] == name]
 
     def stop(self, sig: int = 15, timeout: float = 60) -> int:
         if self.proc.poll() is None:
@@ -210,6 +229,20 @@ class DaemonProcess:
 
 
 StartDaemon = Callable[..., DaemonProcess]
+
+
+@contextmanager
+def running_daemon(data: DataRoot, **sections: dict[str, Any]) -> Iterator[DaemonProcess]:
+    """A daemon on `data` for a whole test module: started and ready, then stopped (it must exit 0)."""
+    daemon = DaemonProcess(config_file(data, **sections), daemon_env())
+    try:
+        wait_for(lambda: daemon.proc.poll() is not None or any(e["event"] == "watching" for e in daemon.events()),
+                 what="the daemon to watch")
+        assert daemon.proc.poll() is None, daemon.lines()[-20:]
+        yield daemon
+    finally:
+        code = daemon.stop()
+    assert code == 0, daemon.lines()[-20:]
 
 
 @pytest.fixture

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -65,6 +67,29 @@ def test_one_daemon_per_id(data: DataRoot, start_daemon: StartDaemon) -> None:
     assert second.returncode == 1
     assert "another daemon with id 'test' is running" in second.stderr
     assert first.stop() == 0
+
+
+def test_one_daemon_per_id_across_hosts(data: DataRoot, standins: Path) -> None:
+    """A share's locks may not reach another host: the owner record beside a fresh heartbeat does."""
+    claim_dir = data.processing / "test"
+    claim_dir.mkdir(parents=True)
+    owner = {"host": "nas-other-host", "pid": 4242, "boot_id": "another-boot", "started_at": "2026-11-27T00:00:00Z"}
+    (claim_dir / ".owner").write_text(json.dumps(owner))
+    (claim_dir / ".heartbeat").write_text(json.dumps({"daemon": "test", **owner}))
+    refused = cli("run", "--once", "--config", str(config_file(data)))
+    assert refused.returncode == 1
+    assert "error: already_running: another daemon with id 'test'" in refused.stderr
+    assert "pid 4242 on host 'nas-other-host'" in refused.stderr
+
+    stale = time.time() - 3600  # that host stopped beating an hour ago: take over
+    os.utime(claim_dir / ".heartbeat", (stale, stale))
+    data.drop("r.json", {"prompt": "x", "duration": 0.2})
+    taken = cli("run", "--once", "--config", str(config_file(data)))
+    assert taken.returncode == 0, taken.stderr[-2000:]
+    [took_over] = [json.loads(line) for line in taken.stderr.splitlines() if '"took_over"' in line]
+    assert took_over["previous"]["host"] == "nas-other-host"
+    assert data.where("r") == "done"
+    assert not (claim_dir / ".owner").exists()  # given up at a clean stop
 
 
 def test_resident_model_is_preferred_and_unloaded_when_idle(data: DataRoot, start_daemon: StartDaemon) -> None:

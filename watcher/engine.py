@@ -16,7 +16,7 @@ from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
 from .audio import Audio
 from .errors import ErrorCode, OutOfMemory, RequestError, TransientError
-from .jobs import Generated, Job, ProgressCallback
+from .jobs import Generated, Job, ProgressCallback, check_continuation
 from .logs import adopt_library_loggers
 from .models import ResolvedModel, melody_refused
 from .options import Mode, Sampling
@@ -195,12 +195,7 @@ class Engine:
                                "window.", field="extend_stride")
         for job in jobs:
             if job.continuation is not None:
-                limit = min(duration, musicgen.max_duration)
-                if job.continuation.seconds >= limit:
-                    raise RequestError(
-                        ErrorCode.invalid_request,
-                        f"The continuation prompt lasts {job.continuation.seconds:.1f} s; it counts inside "
-                        f"the duration and must be shorter than {limit:g} s.", field="continuation")
+                check_continuation(job.continuation, duration, musicgen.max_duration)
 
     def _run(self, musicgen: MusicGen, mode: Mode, jobs: Sequence[Job]) -> object:
         rate, channels = musicgen.sample_rate, musicgen.audio_channels

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from .audio import Audio, decode_audio, read_bytes
 from .config import OutputConfig, Settings
 from .errors import ErrorCode, NotArrived, RequestError, WatcherError
-from .jobs import Job
+from .jobs import Job, check_continuation
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL, ResolvedModel, resolve_model
 from .options import AudioFormat, Normalize, SampleFormat
 from .requests import Limits, Request, attachments_of, decode_request, validate_request
@@ -193,6 +193,8 @@ def prepare(data: bytes, request_id: str, policy: Policy, attachments: Attachmen
             read[name] = _read(name, value, attachments.locate(name, value), policy)
     job = Job(prompt=request.prompt, melody=read["melody"].audio if "melody" in read else None,
               continuation=read["continuation"].audio if "continuation" in read else None)
+    if job.continuation is not None:
+        check_continuation(job.continuation, request.duration)  # the model's window is checked once loaded
     return Prepared(checked, job, tuple(read.values()), Output.of(request, request_id, policy.output))
 
 

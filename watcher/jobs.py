@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .audio import Audio
+from .errors import ErrorCode, RequestError
 from .options import Mode
 
 #: called with the overall progress, 0..1, monotonic across extension windows
@@ -34,6 +35,15 @@ class Job:
         if self.continuation is not None:
             return Mode.continuation
         return Mode.text if self.prompt else Mode.unconditional
+
+
+def check_continuation(continuation: Audio, duration: float, window: float | None = None) -> None:
+    """A continuation counts inside the duration (and the model's window): refuse one that fills it."""
+    limit = duration if window is None else min(duration, window)
+    if continuation.seconds >= limit:
+        raise RequestError(ErrorCode.invalid_request,
+                           f"The continuation prompt lasts {continuation.seconds:.1f} s; it counts inside the "
+                           f"duration and must be shorter than {limit:g} s.", field="continuation")
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,9 @@ def generate(fields: dict[str, Any], output: Path, *, device: str = "auto", requ
     """
     paths: dict[str, Path] = {name: Path(fields[name]) for name in ("melody", "continuation") if name in fields}
     fields = {**fields, **{name: path.name for name, path in paths.items()}}  # the contract's plain names
-    if request_file is None:
-        fields.setdefault("prompt", "")  # no prompt: unconditional generation, as the original tool did
     folder = request_file.parent if request_file is not None else Path.cwd()
-    if "format" not in fields and output.suffix.lower().lstrip(".") in AudioFormat.__members__:
-        fields["format"] = output.suffix.lower().lstrip(".")
-    prepared = prepare(_request_bytes(fields, request_file), output.stem, POLICY, Given(paths, Beside(folder)))
+    data = _request_bytes(fields, request_file, output)
+    prepared = prepare(data, output.stem, POLICY, Given(paths, Beside(folder)))
     if prepared.model.aliased:
         log.warning("model_alias", requested=prepared.model.requested, using=prepared.model.name)
     # Imported only now: a bad argument is reported at once, without importing torch and audiocraft.
@@ -63,14 +60,20 @@ def generate(fields: dict[str, Any], output: Path, *, device: str = "auto", requ
     return final
 
 
-def _request_bytes(fields: dict[str, Any], request_file: Path | None) -> bytes:
-    """The request as the daemon would read it: the file's own bytes, or its fields with the options on top."""
+def _request_bytes(fields: dict[str, Any], request_file: Path | None, output: Path) -> bytes:
+    """The request as the daemon would read it: the file's own bytes, or its fields with the options on top.
+
+    Without a prompt the original tool generated unconditionally; without a format, `--output`'s
+    suffix says which.
+    """
+    received = decode_request(data := request_file.read_bytes(), POLICY.limits) if request_file else {}
+    merged = {**received, **fields}
     if request_file is None:
-        return json.dumps(fields).encode()
-    data = request_file.read_bytes()
-    if not fields:
-        return data
-    return json.dumps({**decode_request(data, POLICY.limits), **fields}).encode()
+        merged.setdefault("prompt", "")
+    suffix = output.suffix.lower().lstrip(".")
+    if "format" not in merged and suffix in AudioFormat.__members__:
+        merged["format"] = suffix
+    return data if request_file and merged == received else json.dumps(merged).encode()
 
 
 class ProgressBar:
