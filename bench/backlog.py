@@ -18,7 +18,9 @@ the first run, which shows what a start costs without it on this machine:
 
 The daemon imports torch and AudioCraft and preloads the model on a second thread while it scans
 the inbox, reads the backlog and claims the first batch, so the first claim may come before
-`model_loaded` (a negative "after `model_loaded`"); the first `finished` cannot.
+`model_loaded` (a negative "after `model_loaded`"); the first `finished` cannot. Files found by the
+startup scan get no event, so the daemon claims them once it has seen them unchanged for
+`watch.stable_seconds` (2 s by default): the first claim comes at least that long after `watching`.
 
 Targets: <= 2 s to the first claim; <= 50 MB RSS growth (backlog peak minus empty baseline).
 """
@@ -44,25 +46,40 @@ def run_daemon(env: dict[str, str], work: Path, name: str, count: int, window: f
     config = bl.write_config(base / "config.toml", data, watch={"mode": "inotify"},
                              engine={"device": "cpu", "preload": True})
     daemon = bl.DaemonProcess(config, env, base / "daemon.log")
-    samples: list[tuple[float, int]] = []  # (seconds since start, VmRSS kB)
-    hwm = 0
     try:
-        deadline = time.monotonic() + 300  # imports and preload first; the window starts after them
-        loaded_at: float | None = None
-        while time.monotonic() < deadline:
-            rss = daemon.rss_kb()
-            if rss is None:
-                break
-            samples.append((time.time() - daemon.started_wall, rss[0]))
-            hwm = max(hwm, rss[1])
-            daemon.poll_events()
-            if loaded_at is None and daemon.named("model_loaded"):
-                loaded_at = time.monotonic()
-                deadline = loaded_at + (min(window, 5.0) if count == 0 else window)
-            time.sleep(0.05)
+        samples, hwm = sample_rss(daemon, min(window, 5.0) if count == 0 else window)
         code = daemon.stop()
     finally:
         daemon.kill()
+    timeline = event_timeline(daemon)
+    return {"name": name, "requests": count, "write_seconds": write_seconds, "exit_code": code, **timeline,
+            "done_in_window": len(list(data.done.glob("*.json"))),
+            **rss_figures(samples, hwm, timeline["loaded_after_start"])}
+
+
+def sample_rss(daemon: bl.DaemonProcess, window: float) -> tuple[list[tuple[float, int]], int]:
+    """VmRSS every 50 ms until `window` seconds after `model_loaded`: ((seconds since start, kB) samples, VmHWM kB)."""
+    samples: list[tuple[float, int]] = []
+    hwm = 0
+    deadline = time.monotonic() + 300  # imports and preload first; the window starts after them
+    loaded = False
+    while time.monotonic() < deadline:
+        rss = daemon.rss_kb()
+        if rss is None:
+            break
+        samples.append((time.time() - daemon.started_wall, rss[0]))
+        hwm = max(hwm, rss[1])
+        daemon.poll_events()
+        if not loaded and daemon.named("model_loaded"):
+            loaded = True
+            deadline = time.monotonic() + window
+        time.sleep(0.05)
+    return samples, hwm
+
+
+def event_timeline(daemon: bl.DaemonProcess) -> dict[str, Any]:
+    """From the daemon's log: its first `watching`, `model_loaded`, `claimed` and `finished` after process
+    start (seconds, None if never logged), and the mean time per request it moved."""
     start = daemon.started_wall
 
     def first(event: str) -> float | None:
@@ -74,11 +91,7 @@ def run_daemon(env: dict[str, str], work: Path, name: str, count: int, window: f
     moved = [bl.event_time(e) for e in daemon.named("moved")]
     # From the later of the first claim and the preload: the first batch is claimed while the engine starts.
     began = max(claimed, loaded) if claimed is not None and loaded is not None else claimed
-    per_request = (max(moved) - began) / len(moved) if moved and began is not None else None
-    after_load = [kb for t, kb in samples if loaded is not None and t >= loaded - start]
-    done = len(list(data.done.glob("*.json")))
     return {
-        "name": name, "requests": count, "write_seconds": write_seconds, "exit_code": code,
         "watching_after_start": None if watching is None else watching - start,
         "loaded_after_start": None if loaded is None else loaded - start,
         "claim_after_start": None if claimed is None else claimed - start,
@@ -88,8 +101,15 @@ def run_daemon(env: dict[str, str], work: Path, name: str, count: int, window: f
         "discovered_events": len(daemon.named("discovered")),
         "discovered_before_first_claim": sum(1 for e in daemon.events[:first_claim_index(daemon.events)]
                                              if e.get("event") == "discovered"),
-        "done_in_window": done, "seconds_per_done_request": per_request,
-        "window_seconds": samples[-1][0] - (loaded - start) if samples and loaded is not None else 0.0,
+        "seconds_per_done_request": (max(moved) - began) / len(moved) if moved and began is not None else None,
+    }
+
+
+def rss_figures(samples: list[tuple[float, int]], hwm: int, loaded_after_start: float | None) -> dict[str, Any]:
+    """The RSS samples taken from `model_loaded` on (none if it never came): their median and peak."""
+    after_load = [kb for t, kb in samples if loaded_after_start is not None and t >= loaded_after_start]
+    return {
+        "window_seconds": samples[-1][0] - loaded_after_start if samples and loaded_after_start is not None else 0.0,
         "rss_after_load_median_kb": sorted(after_load)[len(after_load) // 2] if after_load else None,
         "rss_peak_kb": max((kb for _, kb in samples), default=None),
         "rss_peak_after_load_kb": max(after_load, default=None),
@@ -105,29 +125,39 @@ def s_ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value * 1000:.1f}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1,000 requests, 10 s window")
     parser.add_argument("--requests", type=int, help="backlog size (default 10000; --quick 1000)")
     parser.add_argument("--window", type=float,
                         help="seconds to watch the daemon after preload (default 30; --quick 10)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads in the daemon")
-    args = parser.parse_args(argv)
-    count = args.requests or (1000 if args.quick else 10_000)
-    window = args.window or (10.0 if args.quick else 30.0)
+    return parser.parse_args(argv)
 
-    standins, env, work = bl.prepare("backlog", full_size=False, threads=args.threads)
-    info = bl.base_info()
+
+def run_all(standins: Path, env: dict[str, str], work: Path, count: int, window: float,
+            threads: int) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The four daemon runs, one after the other: (runs, the CPU load during each), by run name."""
     phases: dict[str, dict[str, Any]] = {}
     runs: dict[str, dict[str, Any]] = {}
-    cold_env = bl.run_env(standins, args.threads, bytecode_cache=False)
+    cold_env = bl.run_env(standins, threads, bytecode_cache=False)
     for name, n, run_env in (("empty, no bytecode cache", 0, cold_env), ("empty", 0, env),
                              ("small backlog", 10, env), ("backlog", count, env)):
         watch = bl.CpuWatch()
         runs[name] = run_daemon(run_env, work, name.replace(" ", "-").replace(",", ""), n, window)
         phases[name] = watch.stop()
+    return runs, phases
 
-    baseline = runs["empty"]["rss_after_load_median_kb"]
+
+COLUMNS = ["run", "queued", "`watching` after start (s)", "`model_loaded` after start (s)",
+           "first claim after start (s)", "after `watching` (s)",
+           "after `model_loaded` (s)", "first `finished` after start (s)",
+           "RSS after load, median (MB)", "peak RSS after load (MB)",
+           "growth vs empty (MB)", "VmHWM (MB)", "done in window", "ms per done request"]
+
+
+def report_rows(runs: dict[str, dict[str, Any]], baseline: int | None) -> list[list[Any]]:
+    """One row per run, in COLUMNS' order; RSS growth is against `baseline` (the empty run's median, kB)."""
     rows = []
     for name, run in runs.items():
         def s(key: str, run: dict[str, Any] = run) -> str:
@@ -143,22 +173,10 @@ def main(argv: list[str] | None = None) -> int:
                      "n/a" if growth is None else f"{growth:+.1f}", f"{run['vm_hwm_kb'] / 1024:.1f}",
                      f"{run['done_in_window']} in {run['window_seconds']:.0f} s",
                      s_ms(run["seconds_per_done_request"])])
-    big = runs["backlog"]
-    small = runs["small backlog"]
-    growth_mb = ((big["rss_peak_after_load_kb"] or 0) - (baseline or 0)) / 1024
-    control_mb = ((small["rss_peak_after_load_kb"] or 0) - (baseline or 0)) / 1024
-    result = {**info, "benchmark": "backlog", "requests": count, "window": window, "threads": args.threads,
-              "phases": phases, "runs": runs, "rss_growth_mb": growth_mb, "rss_growth_small_backlog_mb": control_mb,
-              "targets": {"first_claim_seconds": 2.0, "rss_growth_mb": 50}}
-    path = bl.save_result("backlog", result)
-    print(bl.header_block(f"Backlog of {count:,} queued requests (tiny stand-in, preload, inotify)", info, phases))
-    print()
-    print(bl.table(["run", "queued", "`watching` after start (s)", "`model_loaded` after start (s)",
-                    "first claim after start (s)", "after `watching` (s)",
-                    "after `model_loaded` (s)", "first `finished` after start (s)",
-                    "RSS after load, median (MB)", "peak RSS after load (MB)",
-                    "growth vs empty (MB)", "VmHWM (MB)", "done in window", "ms per done request"], rows))
-    print()
+    return rows
+
+
+def print_verdict(big: dict[str, Any], count: int, growth_mb: float, control_mb: float) -> None:
     t_start, t_watch, t_load, t_done = (
         float("nan") if big[k] is None else big[k]
         for k in ("claim_after_start", "claim_after_watching", "claim_after_loaded", "finished_after_start"))
@@ -170,6 +188,30 @@ def main(argv: list[str] | None = None) -> int:
           f"RSS growth with {count:,} queued: "
           f"{growth_mb:+.1f} MB ({control_mb:+.1f} MB with 10 queued; target <= 50 MB: "
           f"{'met' if growth_mb <= 50 else 'MISSED'}). Writing the backlog took {big['write_seconds']:.1f} s.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    count = args.requests or (1000 if args.quick else 10_000)
+    window = args.window or (10.0 if args.quick else 30.0)
+    standins, env, work = bl.prepare("backlog", full_size=False, threads=args.threads)
+    info = bl.base_info()
+    runs, phases = run_all(standins, env, work, count, window, args.threads)
+
+    baseline = runs["empty"]["rss_after_load_median_kb"]
+    big = runs["backlog"]
+    small = runs["small backlog"]
+    growth_mb = ((big["rss_peak_after_load_kb"] or 0) - (baseline or 0)) / 1024
+    control_mb = ((small["rss_peak_after_load_kb"] or 0) - (baseline or 0)) / 1024
+    result = {**info, "benchmark": "backlog", "requests": count, "window": window, "threads": args.threads,
+              "phases": phases, "runs": runs, "rss_growth_mb": growth_mb, "rss_growth_small_backlog_mb": control_mb,
+              "targets": {"first_claim_seconds": 2.0, "rss_growth_mb": 50}}
+    path = bl.save_result("backlog", result)
+    print(bl.header_block(f"Backlog of {count:,} queued requests (tiny stand-in, preload, inotify)", info, phases))
+    print()
+    print(bl.table(COLUMNS, report_rows(runs, baseline)))
+    print()
+    print_verdict(big, count, growth_mb, control_mb)
     print(f"\nJSON: {path.relative_to(bl.REPO)}")
     return 0
 

@@ -50,7 +50,7 @@ def run_once(env: dict[str, str], work: Path, max_batch: int, requests: list[tup
             "process_seconds": max(moved) - daemon.started_wall}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     bl.add_size_options(parser, "smoke run: tiny stand-in, 8 x 2 s")
     parser.add_argument("--requests", type=int, default=8)
@@ -58,8 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4, help="the batched max_batch to compare with 1")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: cores full-size, 1 tiny)")
     bl.add_load_options(parser)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
+
+def report_rows(runs: list[dict[str, Any]], requests: int, duration: float) -> list[list[Any]]:
+    """One row per max_batch: batch sizes run, wall seconds, per request, audio per wall second, generate, loads."""
+    audio = requests * duration
+    return [[run["max_batch"], " ".join(str(b) for b in run["batch_sizes"]), run["seconds"],
+             run["seconds"] / requests, audio / run["seconds"], run["generate_seconds"],
+             run["loads_during_requests"]] for run in runs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     full_size = (not args.quick) if args.full_size is None else args.full_size
     duration = args.duration or (2.0 if args.quick else 5.0)
     threads = args.threads or bl.default_threads(full_size)
@@ -80,12 +91,6 @@ def main(argv: list[str] | None = None) -> int:
 
     one, many = runs[1], runs[args.batch]
     ratio = one["seconds"] / many["seconds"]
-    audio = args.requests * duration
-    rows = []
-    for run in (one, many):
-        rows.append([run["max_batch"], " ".join(str(b) for b in run["batch_sizes"]), run["seconds"],
-                     run["seconds"] / args.requests, audio / run["seconds"], run["generate_seconds"],
-                     run["loads_during_requests"]])
     result = {**info, "benchmark": "batching", "full_size": full_size, "requests": args.requests,
               "duration": duration, "threads": threads, "phases": phases, "runs": runs,
               "ratio_batch1_over_batchN": ratio, "target": ">= 2"}
@@ -95,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"{threads} torch thread{'s' if threads > 1 else ''})", info, phases))
     print()
     print(bl.table(["max_batch", "batch sizes run", "first claimed (or preload) → last moved (s)", "s per request",
-                    "audio s per wall s", "sum of engine.generate (s)", "loads during requests"], rows))
+                    "audio s per wall s", "sum of engine.generate (s)", "loads during requests"],
+                   report_rows([one, many], args.requests, duration)))
     print()
     print(f"Ratio time(max_batch=1) / time(max_batch={args.batch}) = **{ratio:.2f}x** (target >= 2). "
           f"Preload {one['preload_seconds']} s / {many['preload_seconds']} s, excluded.")

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from watcher import config as watcher_config
+from watcher import submission
+from watcher.intake import Policy
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -265,7 +267,7 @@ def ensure_standins(full_size: bool) -> Path:
     if marker.exists():
         return root
     root.mkdir(parents=True, exist_ok=True)
-    cmd = [PYTHON, "-m", "watcher.standins", str(root)]
+    cmd = [PYTHON, "-m", "watcher.testing.standins", str(root)]
     if full_size:
         cmd += ["--full-size", "--model", "facebook/musicgen-small"]
     print(f"# building stand-ins: {shlex.join(cmd)}", file=sys.stderr, flush=True)
@@ -297,7 +299,7 @@ def run_env(standins: Path, threads: int | None = None, *, bytecode_cache: bool 
     with this machine's PYTHONDONTWRITEBYTECODE=1 and a venv that holds no .pyc files, every
     process start compiles torch, transformers and audiocraft from source again (~9 s here).
     """
-    from watcher.standins import standin_env  # light: imports no heavy library at module level
+    from watcher.testing.standins import standin_env  # light: imports no heavy library at module level
 
     env = clean_env()
     env.update(standin_env(standins))
@@ -380,11 +382,23 @@ class DataRoot:
             fh.write(json.dumps(fields).encode())
         return time.time()
 
+    def drop_submitted(self, name: str, fields: dict[str, Any], policy: Policy) -> float:
+        """As `musicgen-watcher submit` writes: checked, hidden temporary, fsync, linked to the name.
+
+        Returns time.time() right after `submit` returned (after its fsync of the inbox).
+        """
+        path = submission.submit(self.inbox, fields, policy, name=name.removesuffix(".json"))
+        stamp = time.time()
+        if path.name != name:
+            raise RuntimeError(f"submit wrote {path.name}: {name} was taken")
+        return stamp
+
     def prefill(self, requests: Sequence[tuple[str, dict[str, Any]]], age_seconds: float = 120.0) -> None:
         """Write requests directly, then date them back in queue order (oldest first).
 
-        Aged files count as complete at the daemon's startup scan, as a backlog left
-        while the daemon was down would.
+        As a backlog left while the daemon was down would be. The daemon's startup scan finds them
+        with no event, so it takes each once it has seen it unchanged for `watch.stable_seconds`
+        (the age of an mtime does not count).
         """
         base = time.time() - age_seconds
         for i, (name, fields) in enumerate(requests):
