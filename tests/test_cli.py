@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import soundfile as sf
 
-from tests.conftest import SAMPLE_RATE, cli, write_wav
+from tests.conftest import SAMPLE_RATE, DataRoot, cli, config_file, daemon_env, write_wav
 
 
 def test_original_usage_writes_a_wav(standins: Path, tmp_path: Path) -> None:
@@ -70,3 +72,43 @@ def test_models_and_schema(tmp_path: Path) -> None:
     assert listing.returncode == 0 and "facebook/musicgen-stereo-melody-large" in listing.stdout
     schema = json.loads(cli("schema").stdout)
     assert schema["additionalProperties"] is False and "prompt" in schema["properties"]
+
+
+def test_command_line_errors_are_one_line_with_a_documented_code(data: DataRoot) -> None:
+    config = config_file(data)
+    escape = cli("submit", "--config", str(config), "--prompt", "x", "--name", "../x")
+    assert escape.returncode == 1
+    assert one_error_line(escape) == ("error: unsafe_name: Field 'name': '../x' is not a plain file name: it "
+                                      "contains a path separator.")
+    assert not any(data.inbox.iterdir())
+    unreadable = cli("submit", "--config", str(config), "--prompt", "x", "--continuation", "/nonexistent.wav")
+    assert unreadable.returncode == 1 and one_error_line(unreadable).startswith("error: No such file or directory")
+    loud = cli("status", env={**daemon_env(), "MUSICGEN_WATCHER_LOG_LEVEL": "loud"})
+    assert loud.returncode == 2 and "MUSICGEN_WATCHER_LOG_LEVEL must be one of debug" in one_error_line(loud)
+    overlap = config_file(data, folders={"outbox": str(data.inbox)})
+    refused = cli("run", "--config", str(overlap))
+    assert refused.returncode == 2
+    assert "folders.inbox and folders.outbox are the same folder" in one_error_line(refused)
+
+
+def test_a_closed_pipe_is_one_line(tmp_path: Path) -> None:
+    """`musicgen-watcher schema | head -c0`: the reader went away before the first write."""
+    read, write = os.pipe()
+    os.close(read)
+    result = subprocess.run([sys.executable, "-m", "watcher", "schema"], stdout=write, stderr=subprocess.PIPE,
+                            text=True, timeout=60, env=daemon_env())
+    os.close(write)
+    assert result.returncode == 141
+    assert one_error_line(result) == "error: broken pipe: the reader of the output went away"
+
+
+def test_status_as_json_and_global_options_first(data: DataRoot) -> None:
+    config = config_file(data)
+    data.drop("waiting.json", {"prompt": "x", "priority": 3, "melody": "hum.wav",
+                               "model": "facebook/musicgen-melody"})
+    result = cli("--config", str(config), "status", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["folders"]["inbox"]["count"] == 1 and report["daemons"] == [] and report["running"] == []
+    [waiting] = report["next"]
+    assert (waiting["request_id"], waiting["priority"], waiting["missing"]) == ("waiting", 3, ["hum.wav"])

@@ -57,3 +57,29 @@ def test_invalid_config_exits_2(tmp_path: Path) -> None:
     config.write_text(f'[folders]\nroot = "{unwritable}"\n')
     result = cli("run", "--config", str(config))
     assert result.returncode == 1 and "cannot be created" in result.stderr
+
+
+def test_every_config_error_is_reported_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[engine]\nmax_batch = 0\ndevice = 3\n[watch]\nmode = "sometimes"\n[daemon]\nidd = "x"\n')
+    with pytest.raises(FatalError) as caught:
+        load_settings(config)
+    message = str(caught.value)
+    for key in ("engine.max_batch", "engine.device", "watch.mode", "unknown key daemon.idd"):
+        assert key in message, message
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("folders", "problem"), [
+    ({"outbox": "{root}/inbox"}, "folders.inbox and folders.outbox are the same folder"),
+    ({"done": "{root}/inbox/done"}, "folders.done ({root}/inbox/done) is inside folders.inbox"),
+    ({"root": "{root}", "failed": "{root}/outbox/failed"}, "folders.failed ({root}/outbox/failed) is inside"),
+])
+def test_overlapping_folders_are_refused(tmp_path: Path, folders: dict[str, str], problem: str) -> None:
+    root = tmp_path / "data"
+    config = tmp_path / "c.toml"
+    config.write_text("[folders]\n" + f'root = "{root}"\n' + "".join(
+        f'{key} = "{value.format(root=root)}"\n' for key, value in folders.items() if key != "root"))
+    with pytest.raises(FatalError) as caught:
+        load_settings(config)
+    assert problem.format(root=root) in str(caught.value) and caught.value.exit_code == 2

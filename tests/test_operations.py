@@ -7,9 +7,10 @@ import os
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import DataRoot, StartDaemon, cli, config_file, wait_for
+from tests.conftest import DataRoot, RunOnce, StartDaemon, cli, config_file, wait_for
 
 
 def metric(text: str, name: str) -> float:
@@ -114,4 +115,56 @@ def _unloaded(data: DataRoot) -> bool:
 def test_selftest(standins: Path) -> None:
     result = cli("selftest")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "selftest passed" in result.stdout and "device             cpu" in result.stdout
+    report = json.loads(result.stdout)  # off a terminal, one JSON object
+    assert report["selftest"] == "passed" and report["device"] == "cpu" and report["generate_seconds"] > 0
+    assert all(json.loads(line) for line in result.stderr.splitlines())
+
+
+def test_every_log_line_is_json_and_hooks_never_block(data: DataRoot, run_once: RunOnce, tmp_path: Path) -> None:
+    """A run that loads two models, fails a request, warns, and has a hook that sleeps 10 s after each success."""
+    data.drop("first.json", {"prompt": "x", "duration": 0.2, "priority": 1})
+    data.drop("aliased.json", {"prompt": "x", "duration": 0.2, "model": "facebook/musicgen-small-stereo"})
+    data.drop("broken.json", "{not json")
+    result = run_once(hooks={"on_done": f"{sys.executable} -c 'import time; time.sleep(10)'", "timeout": 30},
+                      engine={"device": "auto"})  # no GPU here: the daemon says so
+    events = [json.loads(line) for line in result.stderr.splitlines()]  # every line, or this raises
+    assert all(isinstance(e, dict) and "event" in e and "level" in e and "timestamp" in e for e in events)
+    names = {e["event"] for e in events}
+    assert {"no_gpu", "model_alias", "failed", "model_loaded"} <= names
+    assert any(e.get("logger") == "py.warnings" and e["level"] == "warning" for e in events)  # a library's warning
+    moved = {e["request_id"]: datetime.fromisoformat(e["timestamp"]) for e in events if e["event"] == "moved"}
+    assert (moved["aliased"] - moved["first"]).total_seconds() < 10  # first's hook was still sleeping
+    assert data.where("first") == data.where("aliased") == "done"
+
+
+def test_a_device_that_is_not_there_is_a_config_error(data: DataRoot, standins: Path) -> None:
+    config = config_file(data, engine={"device": "cuda"})
+    result = cli("--config", str(config), "run", "--once")  # the global option before the command
+    assert result.returncode == 2
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith("error: invalid_config: engine.device: cuda was asked for, but torch sees no CUDA GPU")
+
+
+def folder_times(data: DataRoot) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in (data.root, *data.root.rglob("*")) if p.is_dir()}
+
+
+def test_health_stays_true_while_loading_and_not_while_stuck(data: DataRoot, start_daemon: StartDaemon) -> None:
+    config = config_file(data)
+    data.processing.mkdir(parents=True)
+    before = folder_times(data)
+    assert cli("health", "--config", str(config)).returncode == 1
+    assert folder_times(data) == before  # health wrote nothing, not even a probe file it removed again
+    daemon = start_daemon({"MUSICGEN_WATCHER_FAULT": "model_load=sleep:8,mid_generation=sleep:8"},
+                          engine={"preload": False}, daemon={"heartbeat_interval": 0.3, "heartbeat_timeout": 2})
+    data.drop("slow.json", {"prompt": "x", "duration": 0.5})
+    wait_for(lambda: daemon.events("model_loading") != [], what="the load to start")
+    loading = time.monotonic()
+    while time.monotonic() - loading < 5:  # an eight-second load: well past the two-second heartbeat timeout
+        health = cli("health", "--config", str(config))
+        assert health.returncode == 0 and ", loading, device cpu" in health.stdout, health.stdout
+    wait_for(lambda: cli("health", "--config", str(config)).returncode == 1, timeout=60,
+             what="health to notice the loop stuck mid-generation")
+    assert data.wait_ended("slow") == "done"
+    wait_for(lambda: cli("health", "--config", str(config)).returncode == 0, timeout=30, what="health again")
+    assert daemon.stop() == 0

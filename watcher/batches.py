@@ -76,7 +76,8 @@ class Batches:
         """One generate call for `group`; out of memory halves it, then retries alone once."""
         first = _prepared(group[0])
         request, model = first.request, first.model
-        engine = self.engine()
+        with self.heartbeat.doing("loading"):  # the engine may still be starting: imports, then the preload
+            engine = self.engine()
         try:
             load_seconds = self._load(engine, group)
             started_at = now_iso()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,8 @@ def selftest(args: argparse.Namespace) -> int:
 
     problems = check(load_settings(args.config).engine.device)
     for problem in problems:
-        print(f"selftest FAILED: {problem}")
+        print(json.dumps({"selftest": "failed", "problem": problem}) if not sys.stdout.isatty()
+              else f"selftest FAILED: {problem}")
     return 1 if problems else 0
 
 

@@ -108,6 +108,8 @@ class Daemon:
         self.heartbeat.start()
         try:
             self._loop()
+            self.warmup.join()
+            self.warmup.engine  # noqa: B018 - an engine that could not start is reported, even after --once
         finally:
             self.heartbeat.stop()
             self.pickup.stop()

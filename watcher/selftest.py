@@ -59,10 +59,15 @@ def _problems(data: Path, result: subprocess.CompletedProcess[str]) -> list[str]
 
 
 def _report(sidecar: dict[str, object], built: float, ran: float) -> None:
+    """The figures: aligned lines on a terminal, one JSON object otherwise (a container's log, a script)."""
     timings = sidecar["timings"]
     assert isinstance(timings, dict) and isinstance(sidecar["versions"], dict)
+    figures = {"device": sidecar["device"], "dtype": sidecar["dtype"], **sidecar["versions"],
+               "build_standins_seconds": round(built, 1), "daemon_run_seconds": round(ran, 1),
+               "model_load_seconds": timings["load_seconds"], "generate_seconds": timings["generate_seconds"]}
+    if not sys.stdout.isatty():
+        print(json.dumps({"selftest": "passed", **figures}))
+        return
     print("selftest passed: one request went inbox -> processing -> outbox -> done")
-    for key, value in (("device", sidecar["device"]), ("dtype", sidecar["dtype"]), *sidecar["versions"].items(),
-                       ("build stand-ins s", f"{built:.1f}"), ("daemon run s", f"{ran:.1f}"),
-                       ("model load s", timings["load_seconds"]), ("generate s", timings["generate_seconds"])):
-        print(f"  {key:18} {value}")
+    for key, value in figures.items():
+        print(f"  {key:22} {value}")

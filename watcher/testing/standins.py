@@ -86,6 +86,29 @@ def build_standins(root: Path, *, full_size: bool = False, models: Sequence[str]
     unknown = sorted(set(models) - set(STANDIN_MODELS))
     if unknown:
         raise ValueError(f"no stand-in for {unknown}; known: {list(STANDIN_MODELS)}")
+    with _no_progress_bars():
+        _build(Path(root), full_size, models)
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Quiet the libraries' progress bars ("Writing model shards") while building, then restore them."""
+    from huggingface_hub.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from transformers.utils import logging as transformers_logging
+
+    hub_was_off, transformers_was_on = are_progress_bars_disabled(), transformers_logging.is_progress_bar_enabled()
+    disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not hub_was_off:
+            enable_progress_bars()
+        if transformers_was_on:
+            transformers_logging.enable_progress_bar()
+
+
+def _build(root: Path, full_size: bool, models: tuple[str, ...]) -> None:
     hub = Path(root) / "huggingface" / "hub"
     hub.mkdir(parents=True, exist_ok=True)
     _publish(hub, T5_NAME, partial(_write_t5, full_size=full_size))
