@@ -83,3 +83,14 @@ def test_overlapping_folders_are_refused(tmp_path: Path, folders: dict[str, str]
     with pytest.raises(FatalError) as caught:
         load_settings(config)
     assert problem.format(root=root) in str(caught.value) and caught.value.exit_code == 2
+
+
+def test_a_console_beyond_loopback_needs_a_token(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[web]\nenabled = true\nhost = "0.0.0.0"\n')
+    with pytest.raises(FatalError) as caught:
+        load_settings(config)
+    assert "web.host 0.0.0.0 reaches beyond this machine: set web.token" in str(caught.value)
+    assert caught.value.exit_code == 2
+    config.write_text('[web]\nenabled = true\nhost = "127.0.0.1"\n')
+    assert load_settings(config).web.loopback

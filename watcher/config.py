@@ -7,6 +7,7 @@ user's file overrides them), then the defaults below.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import os
@@ -128,6 +129,23 @@ class HooksConfig(BaseModel):
     concurrency: Annotated[int, Field(ge=1)] = 2
 
 
+class WebConfig(BaseModel):
+    model_config = _Section
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    token: Annotated[str, Field(min_length=16)] | None = None
+    max_upload_bytes: Annotated[int, Field(gt=0)] = 256 * 1024 * 1024
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this machine can reach the console."""
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return self.host == "localhost"
+
+
 class Settings(BaseSettings):
     """Every key, with its default; `config.example.toml` documents each."""
 
@@ -142,6 +160,7 @@ class Settings(BaseSettings):
     limits: LimitsConfig = LimitsConfig()
     metrics: MetricsConfig = MetricsConfig()
     hooks: HooksConfig = HooksConfig()
+    web: WebConfig = WebConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -209,9 +228,12 @@ def load_settings(path: Path | None = None) -> Settings:
     except ValidationError as exc:
         raise FatalError(FatalCode.invalid_config, "invalid config: " + "; ".join(
             _describe(err) for err in exc.errors(include_url=False))) from None
-    overlaps = overlapping_folders(settings)
-    if overlaps:
-        raise FatalError(FatalCode.invalid_config, "invalid config: " + "; ".join(overlaps))
+    problems = overlapping_folders(settings)
+    if settings.web.enabled and not settings.web.loopback and not settings.web.token:
+        problems.append(f"web.host {settings.web.host} reaches beyond this machine: set web.token "
+                        f"(or {ENV_PREFIX}WEB__TOKEN), at least 16 characters")
+    if problems:
+        raise FatalError(FatalCode.invalid_config, "invalid config: " + "; ".join(problems))
     return settings
 
 

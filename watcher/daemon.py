@@ -98,6 +98,19 @@ class Daemon:
         except OSError as exc:
             raise FatalError(FatalCode.port_unavailable,
                              f"metrics.port {self.settings.metrics.port} cannot be served: {exc.strerror}") from None
+        console = None
+        if self.settings.web.enabled:
+            from .web.server import Console  # FastAPI and uvicorn: only when the console is on
+
+            console = Console(self.settings)
+            console.start()
+        try:
+            self._watch()
+        finally:
+            if console is not None:
+                console.stop()
+
+    def _watch(self) -> None:
         self._recover()
         self.pickup.start()
         # Read what waits in the inbox before the engine starts: its imports hold the interpreter

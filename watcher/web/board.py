@@ -1,0 +1,211 @@
+"""The console's view of the folders: what waits, runs, is done and failed, as the files say.
+
+Every daemon on the share writes the same folders, so the board shows all of them, and never
+holds a state of its own the folders could contradict. Lists of done and failed requests are kept
+in memory and refreshed only when their folder changed (its mtime), so a page of results costs the
+same with ten thousand of them as with ten. A name from a URL is only ever looked up in these lists:
+no path is built from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..folders import STATUS_SUFFIX, Layout
+from ..overview import daemons, waiting
+
+#: a page of done or failed requests at most
+MAX_PAGE = 200
+_ERROR_SUFFIX = ".error.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One finished request as its folder lists it: newest first by the time it ended."""
+
+    id: str
+    mtime_ns: int
+    #: the file the id stands for: the sidecar in the outbox, or the error file in failed/
+    name: str
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.mtime_ns}.{self.id}"
+
+
+class _Listing:
+    """The `*.json` files of one folder that `keep` accepts, newest first, re-read only when the folder changed."""
+
+    def __init__(self, folder: Path, suffix: str) -> None:
+        self.folder = folder
+        self.suffix = suffix
+        self._mtime_ns = -1
+        self._items: list[Listed] = []
+        self._by_id: dict[str, Listed] = {}
+        self._lock = threading.Lock()
+
+    def items(self) -> list[Listed]:
+        with self._lock:
+            try:
+                mtime_ns = self.folder.stat().st_mtime_ns
+            except OSError:
+                return []
+            if mtime_ns != self._mtime_ns:
+                self._mtime_ns = mtime_ns
+                self._items = sorted(self._scan(), key=lambda i: (i.mtime_ns, i.id), reverse=True)
+                self._by_id = {item.id: item for item in self._items}
+            return self._items
+
+    def get(self, item_id: str) -> Listed | None:
+        self.items()
+        return self._by_id.get(item_id)
+
+    def _scan(self) -> list[Listed]:
+        found = []
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                name = entry.name
+                if name.startswith(".") or not name.endswith(self.suffix):
+                    continue
+                if self.suffix == ".json" and name.endswith((_ERROR_SUFFIX, STATUS_SUFFIX)):
+                    continue
+                try:
+                    mtime_ns = entry.stat().st_mtime_ns
+                except OSError:
+                    continue
+                found.append(Listed(name.removesuffix(self.suffix), mtime_ns, name))
+        return found
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class Board:
+    """Reads the folders of one share for the console and its API."""
+
+    def __init__(self, layout: Layout, request_bytes: int, heartbeat_timeout: float) -> None:
+        self.layout = layout
+        self.request_bytes = request_bytes
+        self.heartbeat_timeout = heartbeat_timeout
+        self._done = _Listing(layout.outbox, ".json")
+        self._failed = _Listing(layout.failed, _ERROR_SUFFIX)
+
+    # -- the four states ---------------------------------------------------------------------
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """The inbox in the order it will be taken, with each request's place in line."""
+        return [{"id": w.request_id, "state": "waiting", "position": n, **w.as_dict()}
+                for n, w in enumerate(waiting(self.layout, self.request_bytes), start=1)]
+
+    def running(self) -> list[dict[str, Any]]:
+        """Every daemon's claimed requests, with progress, elapsed and estimated seconds once started."""
+        out = []
+        now = time.time()
+        for path in sorted(self.layout.processing.glob("*/*.json")):
+            if path.name.endswith(STATUS_SUFFIX):
+                continue
+            item: dict[str, Any] = {"id": path.stem, "state": "running", "daemon": path.parent.name,
+                                    "progress": 0.0, "started_at": None, "batch": [path.stem]}
+            status = _read_json(path.with_name(f"{path.stem}{STATUS_SUFFIX}"))
+            if status is not None:
+                item.update({k: status[k] for k in ("progress", "started_at", "batch") if k in status})
+                item.update(_times(status, now))
+            out.append(item)
+        return out
+
+    def done(self, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of results, newest first, from each sidecar; and the cursor of the next page."""
+        page, following = _page(self._done.items(), limit, cursor)
+        return [self._done_item(item) for item in page], following
+
+    def failed(self, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """A page of failed requests, newest first, with their errors; and the next page's cursor."""
+        page, following = _page(self._failed.items(), limit, cursor)
+        return [self._failed_item(item) for item in page], following
+
+    def counts(self) -> dict[str, int]:
+        return {"waiting": len(self.waiting()), "running": len(self.running()),
+                "done": len(self._done.items()), "failed": len(self._failed.items())}
+
+    def daemons(self) -> list[dict[str, Any]]:
+        return [d.as_dict(self.heartbeat_timeout) for d in daemons(self.layout)]
+
+    # -- one request --------------------------------------------------------------------------
+
+    def find(self, request_id: str) -> dict[str, Any] | None:
+        """A request by id, wherever it is: running, waiting, done (its sidecar) or failed."""
+        for item in (*self.running(), *self.waiting()):
+            if item["id"] == request_id:
+                if item["state"] == "waiting":
+                    item["request"] = _read_json(self.layout.inbox / item["name"])
+                return item
+        done = self._done.get(request_id)
+        if done is not None:
+            return self._done_item(done)
+        failed = self._failed.get(request_id)
+        return self._failed_item(failed) if failed is not None else None
+
+    def audio(self, request_id: str) -> Path | None:
+        """The audio file of a done request, as its sidecar names it (a plain name in the outbox)."""
+        done = self._done.get(request_id)
+        sidecar = _read_json(self.layout.outbox / done.name) if done is not None else None
+        audio = sidecar.get("audio") if sidecar else None
+        if not isinstance(audio, str) or "/" in audio or audio.startswith("."):
+            return None
+        path = self.layout.outbox / audio
+        return path if path.is_file() else None
+
+    def done_entry(self, request_id: str) -> Listed | None:
+        return self._done.get(request_id)
+
+    def failed_entry(self, request_id: str) -> Listed | None:
+        return self._failed.get(request_id)
+
+    def _done_item(self, item: Listed) -> dict[str, Any]:
+        sidecar = _read_json(self.layout.outbox / item.name) or {}
+        return {"id": item.id, "state": "done", "request_id": sidecar.get("request_id", item.id),
+                "sidecar": sidecar, "audio_url": f"api/requests/{item.id}/audio", "cursor": item.cursor}
+
+    def _failed_item(self, item: Listed) -> dict[str, Any]:
+        error = _read_json(self.layout.failed / item.name) or {}
+        request = _read_json(self.layout.failed / f"{item.id}.json")
+        return {"id": item.id, "state": "failed", "request_id": error.get("request_id", item.id),
+                "error": error.get("error", {}), "failed_at": error.get("failed_at"), "request": request,
+                "cursor": item.cursor}
+
+
+def _page(items: list[Listed], limit: int, cursor: str | None) -> tuple[list[Listed], str | None]:
+    """Items after `cursor` (an item's `cursor`), `limit` of them, and the cursor of the next page."""
+    limit = max(1, min(limit, MAX_PAGE))
+    start = 0
+    if cursor:
+        mtime, _, item_id = cursor.partition(".")
+        key = (int(mtime) if mtime.isdigit() else 0, item_id)
+        start = next((n for n, i in enumerate(items) if (i.mtime_ns, i.id) < key), len(items))
+    page = items[start:start + limit]
+    more = start + limit < len(items)
+    return page, page[-1].cursor if page and more else None
+
+
+def _times(status: dict[str, Any], now: float) -> dict[str, float | None]:
+    """Seconds since a request started, and an estimate of those left from its progress so far."""
+    from datetime import datetime
+
+    try:
+        elapsed = now - datetime.fromisoformat(str(status["started_at"])).timestamp()
+    except (KeyError, ValueError):
+        return {"elapsed": None, "remaining": None}
+    progress = float(status.get("progress", 0.0))
+    remaining = elapsed * (1 - progress) / progress if progress > 0.01 else None
+    return {"elapsed": round(elapsed, 1), "remaining": None if remaining is None else round(remaining, 1)}
