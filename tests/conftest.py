@@ -31,6 +31,11 @@ STANDIN_ENV = {
     "TORCH_HOME": str(STANDINS / "torch"),
 }
 os.environ.update(STANDIN_ENV)
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # library bars in this process: noise in the output
+
+import tqdm  # noqa: E402
+
+tqdm.tqdm.monitor_interval = 0  # no monitor thread: it would outlive the test that first drew a bar
 
 from watcher.config import load_settings, write_config  # noqa: E402
 from watcher.testing.standins import SAMPLE_RATE, build_standins, standin_env  # noqa: E402
