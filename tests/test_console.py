@@ -100,14 +100,13 @@ def test_the_progress_bar_moves(page: Page) -> None:
     page.fill("input[name=duration]", "40")
     page.click("button[type=submit]")
     request_id = submitted_id(page)
-    bar = page.locator(f"[data-testid=running][data-id='{request_id}'] progress")
     shown: list[int] = []
     deadline = time.monotonic() + 120
     while not page.locator(f"[data-testid=done][data-id='{request_id}']").count() and time.monotonic() < deadline:
-        if bar.count():
-            value = int(bar.get_attribute("value") or 0)
-            if not shown or value != shown[-1]:
-                shown.append(value)
+        value = page.evaluate("id => document.querySelector(`[data-testid=running][data-id='${id}'] progress`)"
+                              "?.value ?? null", request_id)  # read at once: the bar goes when it is done
+        if value is not None and (not shown or int(value) != shown[-1]):
+            shown.append(int(value))
         time.sleep(0.1)
     moving = [v for v in shown if 0 < v < 100]
     assert len(moving) >= 2 and moving == sorted(moving), shown  # it moved, forward, without a reload
@@ -124,7 +123,7 @@ def test_a_failed_request_is_retried_after_the_fix(page: Page, root: DataRoot, t
     expect(page.locator("[data-testid=done][data-id=late] audio")).to_be_visible(timeout=120_000)
     assert root.where("late") == "done"
     if os.environ.get("MUSICGEN_WATCHER_SCREENSHOT"):  # docs/images/console.png is taken here
-        page.screenshot(path=os.environ["MUSICGEN_WATCHER_SCREENSHOT"], full_page=True)
+        Path(os.environ["MUSICGEN_WATCHER_SCREENSHOT"]).write_bytes(page.screenshot(full_page=True))
 
 
 def test_the_token_is_required_beyond_loopback(standins: Path, browser: Browser,
@@ -258,11 +257,15 @@ def test_events_follow_a_request_through_its_life(console: str, root: DataRoot) 
     listener = threading.Thread(target=listen)
     listener.start()
     time.sleep(2.5)  # the feed has looked at the folders once
-    root.drop("api-live.json", {"prompt": "x", "duration": 0.2})
+    root.drop("api-live.json", {"prompt": "x", "continuation": "api-live.wav", "duration": 1.5})
+    root.drop("api-dead.json", "{broken")
+    time.sleep(1.5)  # the request waits for its clip: the feed sees it wait
+    write_wav(root.inbox / "api-live.wav", 1.0)
     listener.join(timeout=90)
     assert not listener.is_alive()
     mine = [name for name, request_id in seen if request_id == "api-live"]
-    assert mine[0] in ("discovered", "claimed") and mine[-1] == "done", seen
+    assert mine[0] == "discovered" and mine[-1] == "done", seen
+    assert ("failed", "api-dead") in seen
 
 
 def test_a_cross_origin_change_is_refused(console: str, root: DataRoot) -> None:

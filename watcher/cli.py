@@ -139,7 +139,10 @@ def drop_privileges() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .baked import use_baked_models
     from .logs import configure
+
+    use_baked_models(os.environ)  # before anything imports huggingface_hub, transformers or torch
 
     level = os.environ.get(LOG_LEVEL_ENV, "info").lower()
     if level not in LOG_LEVELS:

@@ -48,8 +48,16 @@ def configure(level: str = "info") -> None:
 
 
 def adopt_library_loggers() -> None:
-    """Send transformers' records through the root logger, not the handler of its own it installs."""
+    """Send transformers' and huggingface_hub's records through the root logger, not handlers of their own.
+
+    Both install a plain-text handler on import; left there, a hub warning would print twice, once not as JSON.
+    """
+    if not logging.getLogger().handlers:
+        return  # logging was not configured (a library use of the engine): leave the libraries alone
     transformers_logging = sys.modules.get("transformers.utils.logging")
-    if transformers_logging is not None and logging.getLogger().handlers:
+    if transformers_logging is not None:
         transformers_logging.disable_default_handler()
         transformers_logging.enable_propagation()
+    hub = logging.getLogger("huggingface_hub")
+    hub.handlers.clear()
+    hub.propagate = True

@@ -89,7 +89,7 @@ class Presence:
 
     def acquire(self) -> None:
         """Take the id, or raise FatalError(already_running) naming who holds it."""
-        fd = os.open(self.layout.claim_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.layout.claim_dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)  # the umask decides
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

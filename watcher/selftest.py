@@ -28,7 +28,7 @@ def selftest(device: str) -> list[str]:
         build_standins(root / "models", models=("facebook/musicgen-small",))
         built = time.perf_counter() - started
         config = write_config(root / "config.toml", {
-            "folders": {"root": str(root / "data")}, "engine": {"device": device},
+            "folders": {"root": str(root / "data")}, "engine": {"device": device, "preload": False},
             "daemon": {"id": "selftest"}, "watch": {"stable_seconds": 0.1}})
         inbox = root / "data" / "inbox"
         inbox.mkdir(parents=True)
