@@ -86,3 +86,20 @@ def test_limits_and_junk(tmp_path: Path) -> None:
     with pytest.raises(RequestError) as caught:
         read_audio(tmp_path / "text.wav", field="continuation")
     assert (caught.value.code, caught.value.field) == (ErrorCode.unreadable_audio, "continuation")
+
+
+def test_mp3_bitrates_are_what_the_table_says() -> None:
+    """libsndfile takes a compression level, not a bit rate: the table maps one to the other (measured on noise)."""
+    import io
+
+    import numpy as np
+
+    from watcher.options import MP3_LEVELS
+
+    noise = (np.random.default_rng(0).standard_normal(4 * 32000) * 0.2).astype(np.float32)
+    for kbps, level in MP3_LEVELS.items():
+        encoded = io.BytesIO()
+        sf.write(encoded, noise, 32000, format="MP3", subtype="MPEG_LAYER_III", compression_level=level,
+                 bitrate_mode="CONSTANT")
+        measured = len(encoded.getvalue()) * 8 / 4 / 1000
+        assert kbps <= measured <= kbps * 1.04, (kbps, measured)  # the frames' headers add a little

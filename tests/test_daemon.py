@@ -43,6 +43,30 @@ def test_requests_end_in_done_with_audio_and_sidecar(data: DataRoot, run_once: R
     assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]  # no leftovers
 
 
+def test_mp3_and_opus_with_metadata(data: DataRoot, run_once: RunOnce) -> None:
+    """MP3 at constant bit rates, Opus resampled to 48 kHz, and a pipeline's metadata passed through."""
+    mine = {"job": "A-17", "take": [1, 2]}
+    data.drop("loud.json", {"prompt": "x", "duration": 2, "format": "mp3", "metadata": mine})
+    data.drop("small.json", {"prompt": "x", "duration": 2, "format": "mp3", "bitrate": 128})
+    data.drop("voice.json", {"prompt": "x", "duration": 2, "format": "opus", "model": "facebook/musicgen-stereo-small"})
+    data.drop("broken.json", {"prompt": "x", "format": "mp3", "bitrate": 100, "metadata": mine})
+    run_once()
+    for name, kbps in (("loud", 320), ("small", 128)):
+        rate, channels, frames = read_back(data.outbox / f"{name}.mp3")
+        assert (rate, channels) == (SAMPLE_RATE, 1) and abs(frames - 2 * SAMPLE_RATE) <= 1152  # one MP3 frame
+        assert kbps <= (data.outbox / f"{name}.mp3").stat().st_size * 8 / 2 / 1000 <= kbps * 1.05
+        assert data.sidecar(name)["bitrate"] == kbps and "resampled_from" not in data.sidecar(name)
+    rate, channels, frames = read_back(data.outbox / "voice.opus")
+    assert (rate, channels) == (48000, 2) and abs(frames - 2 * 48000) <= 960  # one 20 ms Opus frame
+    sidecar = data.sidecar("voice")
+    assert (sidecar["format"], sidecar["sample_rate"], sidecar["resampled_from"], sidecar["bitrate"]) == (
+        "opus", 48000, SAMPLE_RATE, 128)
+    assert sidecar["frames"] == 2 * 48000
+    assert data.sidecar("loud")["metadata"] == mine and "metadata" not in data.sidecar("small")
+    error = data.error("broken")
+    assert error["error"]["field"] == "bitrate" and error["metadata"] == mine
+
+
 def test_every_error_code_lands_in_failed(data: DataRoot, run_once: RunOnce, tmp_path: Path) -> None:
     (data.inbox / "noise.wav").write_text("not audio at all")
     write_wav(data.inbox / "hum.wav", 1.0)

@@ -56,7 +56,7 @@ def test_unknown_field_is_named() -> None:
     ({"prompt": 5}, "prompt"),
     ({"prompt": "x", "seed": 1.5}, "seed"),
     ({"prompt": "x", "seed": True}, "seed"),
-    ({"prompt": "x", "format": "mp3"}, "format"),
+    ({"prompt": "x", "format": "aiff"}, "format"),
     ({"prompt": "x", "top_p": 2}, "top_p"),
     ({"duration": 5}, "prompt"),
 ])

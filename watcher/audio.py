@@ -11,7 +11,7 @@ import soundfile as sf
 
 from . import files
 from .errors import ErrorCode, RequestError
-from .options import AudioFormat, Normalize, SampleFormat, subtype_for
+from .options import OPUS_RATES, AudioFormat, Normalize, SampleFormat, subtype_for
 
 if TYPE_CHECKING:  # torch costs seconds to import; the daemon claims and reads requests before it has it
     import torch
@@ -91,22 +91,36 @@ def normalized(audio: Audio, strategy: Normalize) -> Audio:
     return Audio(wav, audio.sample_rate)
 
 
+def for_format(audio: Audio, fmt: AudioFormat) -> Audio:
+    """The audio as `fmt` can hold it: Opus takes no 32 kHz, so it is resampled to 48 kHz."""
+    if fmt is not AudioFormat.opus or audio.sample_rate in OPUS_RATES:
+        return audio
+    import julius  # AudioCraft's own resampler
+
+    return Audio(julius.resample_frac(audio.wav, audio.sample_rate, OPUS_RATES[-1]), OPUS_RATES[-1])
+
+
 def write_temp_audio(audio: Audio, folder: Path, name: str, fmt: AudioFormat,
-                     sample_format: SampleFormat = SampleFormat.pcm16) -> Path:
-    """Write `audio` to a fsynced temporary file in `folder`; publish it with `files.link_no_clobber`."""
+                     sample_format: SampleFormat = SampleFormat.pcm16, level: float | None = None) -> Path:
+    """Write `audio` (as `for_format` gave it) to a fsynced temporary file in `folder`.
+
+    `level` is libsndfile's compression level for the lossy formats. Publish the file with
+    `files.link_no_clobber`.
+    """
     subtype = subtype_for(fmt, sample_format)
     data = audio.wav.detach().cpu().float().numpy().T
     # Encode in memory, then write with plain file I/O: libsndfile reports a full disk only as
     # "System error", while Python raises OSError with its errno (ENOSPC, EACCES, EROFS).
     encoded = io.BytesIO()
-    sf.write(encoded, data, audio.sample_rate, format=fmt.value.upper(), subtype=subtype)
+    sf.write(encoded, data, audio.sample_rate, format=fmt.container, subtype=subtype, compression_level=level,
+             bitrate_mode="CONSTANT" if fmt is AudioFormat.mp3 else None)
     return files.write_temp(folder, name, lambda tmp: tmp.write_bytes(encoded.getbuffer()))
 
 
-def write_audio(audio: Audio, dest: Path, fmt: AudioFormat,
-                sample_format: SampleFormat = SampleFormat.pcm16) -> Path:
+def write_audio(audio: Audio, dest: Path, fmt: AudioFormat, sample_format: SampleFormat = SampleFormat.pcm16,
+                level: float | None = None) -> Path:
     """Write `audio` atomically to `dest`, or `dest-1`, ... if taken; returns the final path."""
-    tmp = write_temp_audio(audio, dest.parent, dest.name, fmt, sample_format)
+    tmp = write_temp_audio(audio, dest.parent, dest.name, fmt, sample_format, level)
     for name in files.candidates(dest.stem, dest.suffix):
         if files.link_no_clobber(tmp, dest.parent / name):
             return dest.parent / name

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,7 +28,7 @@ from pydantic_settings import (
 from . import files
 from .errors import FatalCode, FatalError
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL
-from .options import AudioFormat, Normalize, SampleFormat
+from .options import MP3_LEVELS, OPUS_KBPS, AudioFormat, Normalize, SampleFormat
 from .requests import Limits
 
 CONFIG_ENV = "MUSICGEN_WATCHER_CONFIG"
@@ -89,11 +89,19 @@ class EngineConfig(BaseModel):
     load_retry_max: Annotated[float, Field(gt=0)] = 300.0
 
 
+def _mp3_bitrate(kbps: int) -> int:
+    if kbps not in MP3_LEVELS:
+        raise ValueError(f"MP3 bit rates are {', '.join(map(str, MP3_LEVELS))} kbps")
+    return kbps
+
+
 class OutputConfig(BaseModel):
     model_config = _Section
     format: AudioFormat = AudioFormat.wav
     sample_format: SampleFormat = SampleFormat.pcm16
     normalize: Normalize = Normalize.peak
+    mp3_bitrate: Annotated[int, AfterValidator(_mp3_bitrate)] = 320
+    opus_bitrate: Annotated[int, Field(ge=OPUS_KBPS[0], le=OPUS_KBPS[1])] = 128
 
 
 class DaemonConfig(BaseModel):
@@ -129,6 +137,22 @@ class HooksConfig(BaseModel):
     concurrency: Annotated[int, Field(ge=1)] = 2
 
 
+def _http_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    return url
+
+
+class NotifyConfig(BaseModel):
+    model_config = _Section
+    urls: tuple[Annotated[str, AfterValidator(_http_url)], ...] = ()
+    secret: str | None = None
+    apprise: tuple[str, ...] = ()
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+    retries: Annotated[int, Field(ge=0)] = 8
+    backoff: Annotated[float, Field(gt=0)] = 5.0
+
+
 class WebConfig(BaseModel):
     model_config = _Section
     enabled: bool = False
@@ -161,6 +185,7 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     hooks: HooksConfig = HooksConfig()
     web: WebConfig = WebConfig()
+    notify: NotifyConfig = NotifyConfig()
 
     @classmethod
     def settings_customise_sources(

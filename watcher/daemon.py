@@ -24,6 +24,7 @@ from .hooks import Hooks
 from .intake import Beside, Claimed, Policy, prepare
 from .lineup import Lineup
 from .metrics import Metrics
+from .notify import Notifier
 from .outcomes import Outcomes, Retries
 from .pickup import Pickup, is_tracked_name
 from .presence import Heartbeat, Presence
@@ -59,8 +60,9 @@ class Daemon:
         self.metrics = Metrics(settings.metrics)
         self.hooks = Hooks(settings.hooks)
         self.retries = Retries(settings.engine.load_retry_max)
-        self.outcomes = Outcomes(self.layout, self.policy.limits, self.faults, self.metrics, self.hooks, self.lineup,
-                                 self.retries)
+        self.notifier = Notifier(settings.notify, self.layout.claim_dir / "notify", self.metrics)
+        self.outcomes = Outcomes(self.layout, self.policy.limits, self.faults, self.metrics, self.hooks,
+                                 self.notifier, self.lineup, self.retries)
         self.warmup = Warmup(settings.engine, self.metrics, self.policy.resolve, self.faults, engine)
         self.presence = Presence(self.layout, settings.daemon.heartbeat_timeout)
         self.heartbeat = Heartbeat(self.presence, settings.daemon.heartbeat_interval, self._describe, self.stop.wake,
@@ -111,6 +113,13 @@ class Daemon:
                 console.stop()
 
     def _watch(self) -> None:
+        self.notifier.start()
+        try:
+            self._work()
+        finally:
+            self.notifier.stop()
+
+    def _work(self) -> None:
         self._recover()
         self.pickup.start()
         # Read what waits in the inbox before the engine starts: its imports hold the interpreter

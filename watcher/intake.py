@@ -22,7 +22,7 @@ from .config import OutputConfig, Settings
 from .errors import ErrorCode, NotArrived, RequestError, WatcherError
 from .jobs import Job, check_continuation
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL, ResolvedModel, resolve_model
-from .options import AudioFormat, Normalize, SampleFormat
+from .options import AudioFormat, Normalize, SampleFormat, compression_level
 from .requests import Limits, Request, attachments_of, decode_request, validate_request
 
 
@@ -70,6 +70,7 @@ def check_fields(received: dict[str, Any], policy: Policy) -> Checked:
     model = policy.resolve(request.model)
     if request.melody is not None:
         model.check_melody()
+    Output.of(request, "", policy.output)  # a bit rate the format takes
     return Checked(received, request, model)
 
 
@@ -81,11 +82,27 @@ class Output:
     format: AudioFormat
     sample_format: SampleFormat
     normalize: Normalize
+    #: kbps for mp3 and opus; None for the others
+    bitrate: int | None = None
 
     @classmethod
     def of(cls, request: Request, request_id: str, defaults: OutputConfig) -> Output:
-        return cls(request.output or request_id, request.format or defaults.format,
-                   request.sample_format or defaults.sample_format, request.normalize or defaults.normalize)
+        """Raises RequestError for a bit rate the format does not take."""
+        fmt = request.format or defaults.format
+        bitrate = request.bitrate
+        if fmt is AudioFormat.mp3:
+            bitrate = bitrate or defaults.mp3_bitrate
+        elif fmt is AudioFormat.opus:
+            bitrate = bitrate or defaults.opus_bitrate
+        if bitrate is not None:
+            compression_level(fmt, bitrate)
+        return cls(request.output or request_id, fmt, request.sample_format or defaults.sample_format,
+                   request.normalize or defaults.normalize, bitrate)
+
+    @property
+    def level(self) -> float | None:
+        """libsndfile's compression level for the bit rate."""
+        return None if self.bitrate is None else compression_level(self.format, self.bitrate)
 
 
 @dataclass(frozen=True)
@@ -227,11 +244,15 @@ class Claimed:
     def request_id(self) -> str:
         return self.path.stem
 
+    def received(self, limits: Limits) -> dict[str, Any]:
+        """The request's fields as far as they can be decoded, even when it is otherwise invalid."""
+        if self.prepared is not None:
+            return self.prepared.checked.received
+        try:
+            return decode_request(self.path.read_bytes(), limits)
+        except (WatcherError, OSError):
+            return {}
+
     def attachment_names(self, limits: Limits) -> tuple[str, ...]:
         """The inbox files this request refers to, even when it is otherwise invalid."""
-        if self.prepared is not None:
-            return self.prepared.request.attachments
-        try:
-            return attachments_of(decode_request(self.path.read_bytes(), limits))
-        except (WatcherError, OSError):
-            return ()
+        return attachments_of(self.received(limits))

@@ -49,6 +49,8 @@ class Metrics:
         self.model_loads = Counter("musicgen_watcher_model_loads", "Model loads, by model", ["model"], registry=r)
         self.model_resident = Gauge("musicgen_watcher_model_resident", "1 for the model held in memory",
                                     ["model"], registry=r)
+        self.notifications = Counter("musicgen_watcher_notifications", "Notification tries, by outcome "
+                                     "(sent, retry, gave_up)", ["outcome"], registry=r)
         self.batch_size = Histogram("musicgen_watcher_batch_size", "Requests per generate call",
                                     buckets=_BATCH_BUCKETS, registry=r)
 

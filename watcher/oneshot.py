@@ -37,7 +37,7 @@ def generate(fields: dict[str, Any], output: Path, *, device: str = "auto", requ
     if prepared.model.aliased:
         log.warning("model_alias", requested=prepared.model.requested, using=prepared.model.name)
     # Imported only now: a bad argument is reported at once, without importing torch and audiocraft.
-    from .audio import normalized, write_audio
+    from .audio import for_format, normalized, write_audio
     from .engine import DeviceUnavailable, Engine
 
     fmt = prepared.output.format
@@ -51,8 +51,9 @@ def generate(fields: dict[str, Any], output: Path, *, device: str = "auto", requ
     with ProgressBar() as progress:
         generated = engine.generate(prepared.model, [prepared.job], duration=request.duration,
                                     sampling=request.sampling, seed=request.seed, progress=progress)[0]
-    final = write_audio(normalized(generated.audio, prepared.output.normalize), dest, fmt,
-                        prepared.output.sample_format)
+    how = prepared.output
+    final = write_audio(for_format(normalized(generated.audio, how.normalize), fmt), dest, fmt, how.sample_format,
+                        how.level)
     if final != dest:
         log.warning("output_exists", requested=str(dest), written=str(final))
     log.info("generated", output=str(final), model=generated.model, seed=generated.seed,

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from . import files
-from .audio import normalized
+from .audio import for_format, normalized
 from .errors import ErrorCode, RequestError, TransientError, WatcherError
 from .faults import Faults
 from .folders import Layout
@@ -24,6 +24,7 @@ from .intake import Claimed
 from .jobs import Generated
 from .lineup import Lineup
 from .metrics import Metrics
+from .notify import Notifier
 from .publish import Publisher
 from .requests import Limits, attachments_of, decode_request
 from .sidecars import done_sidecar, error_sidecar
@@ -93,11 +94,12 @@ class Outcomes:
     """Ends requests: the only place that moves a claimed request out of processing/."""
 
     def __init__(self, layout: Layout, limits: Limits, faults: Faults, metrics: Metrics, hooks: Hooks,
-                 lineup: Lineup, retries: Retries) -> None:
+                 notifier: Notifier, lineup: Lineup, retries: Retries) -> None:
         self.layout = layout
         self.limits = limits
         self.metrics = metrics
         self.hooks = hooks
+        self.notifier = notifier
         self.lineup = lineup
         self.retries = retries
         self.publisher = Publisher(layout, faults)
@@ -108,14 +110,14 @@ class Outcomes:
         assert prepared is not None
         output = prepared.output
 
-        def sidecar(base: str) -> dict[str, Any]:
-            return done_sidecar(claimed, generated, base=base, started_at=started_at,
-                                daemon_id=self.layout.daemon_id)
-
         try:
-            audio = normalized(generated.audio, output.normalize)
-            journal = self.publisher.deliver(claimed.path, audio, output.stem, output.format, output.sample_format,
-                                             sidecar)
+            audio = for_format(normalized(generated.audio, output.normalize), output.format)
+
+            def sidecar(base: str) -> dict[str, Any]:
+                return done_sidecar(claimed, generated, audio, base=base, started_at=started_at,
+                                    daemon_id=self.layout.daemon_id)
+
+            journal = self.publisher.deliver(claimed.path, audio, output, sidecar)
         except RequestError as exc:  # a sample format the container cannot hold
             self.fail(claimed, exc)
             return
@@ -137,6 +139,7 @@ class Outcomes:
     def _complete(self, claimed: Claimed, journal: dict[str, Any]) -> None:
         """Write the sidecar if it is not there yet, then move the request to done/."""
         try:
+            self.notifier.enqueue("done", Path(journal["sidecar"]).stem, journal["content"], claimed.path)
             final = self.publisher.complete(claimed.path, journal, self._attachments(claimed),
                                             self._still_needed(claimed))
         except OSError as exc:
@@ -157,8 +160,10 @@ class Outcomes:
                     field=error.field)
         try:
             base = files.free_stem(self.layout.failed, claimed.request_id, (".json", ".error.json"))
-            data = (json.dumps(error_sidecar(claimed.request_id, error), indent=2, ensure_ascii=False) + "\n")
+            content = error_sidecar(claimed.request_id, error, claimed.received(self.limits))
+            data = json.dumps(content, indent=2, ensure_ascii=False) + "\n"
             error_file = files.publish(self.layout.failed, f"{base}.error.json", data.encode())
+            self.notifier.enqueue("failed", base, content, claimed.path)
             final = self.layout.finish(claimed.path, self.layout.failed, self._attachments(claimed),
                                        self._still_needed(claimed))
         except OSError as exc:

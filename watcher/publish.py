@@ -17,7 +17,7 @@ from . import files
 from .audio import Audio, write_temp_audio
 from .faults import FaultPoint, Faults
 from .folders import Layout
-from .options import AudioFormat, SampleFormat
+from .intake import Output
 
 #: builds the sidecar for the chosen base name
 SidecarFor = Callable[[str], dict[str, Any]]
@@ -30,14 +30,13 @@ class Publisher:
         self.layout = layout
         self.faults = faults
 
-    def deliver(self, claimed: Path, audio: Audio, stem: str, fmt: AudioFormat, sample_format: SampleFormat,
-                sidecar_for: SidecarFor) -> dict[str, Any]:
-        """Publish the audio under `stem` (or `stem-1`...), journaled; returns the journal.
+    def deliver(self, claimed: Path, audio: Audio, output: Output, sidecar_for: SidecarFor) -> dict[str, Any]:
+        """Publish the audio under `output.stem` (or `stem-1`...), journaled; returns the journal.
 
         Raises OSError (disk full, permissions) with nothing partial left behind.
         """
-        outbox = self.layout.outbox
-        tmp = write_temp_audio(audio, outbox, f"{stem}.{fmt.value}", fmt, sample_format)
+        outbox, stem, fmt = self.layout.outbox, output.stem, output.format
+        tmp = write_temp_audio(audio, outbox, f"{stem}.{fmt.value}", fmt, output.sample_format, output.level)
         self.faults.reach(FaultPoint.after_audio_temp)
         try:
             while True:  # another daemon may take the name between choosing and linking it

@@ -14,6 +14,8 @@ from .errors import ErrorCode, RequestError
 from .options import AudioFormat, Normalize, SampleFormat, Sampling, subtype_for
 
 _SAMPLING = Sampling()
+#: the most a request's `metadata` may hold, as JSON
+METADATA_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Request(BaseModel):
     output: str | None = Field(
         None, description="Base name of the output file, without extension; default the request's name.")
     format: Annotated[AudioFormat | None, ByValue] = Field(
-        None, description="wav, flac or ogg; default `output.format`.")
+        None, description="wav, flac, ogg (Vorbis), mp3 or opus (Ogg Opus, 48 kHz); default `output.format`.")
     sample_format: Annotated[SampleFormat | None, ByValue] = Field(
         None, description="pcm16, pcm24 or float (wav), pcm16 or pcm24 (flac); default `output.sample_format`.")
     melody: str | None = Field(None, description="File name of an audio file in the inbox (melody models only).")
@@ -89,9 +91,15 @@ class Request(BaseModel):
     cfg_coef: Annotated[float, Field(ge=0, allow_inf_nan=False)] = _SAMPLING.cfg_coef
     two_step_cfg: bool = _SAMPLING.two_step_cfg
     extend_stride: Annotated[float, Field(gt=0, allow_inf_nan=False)] = _SAMPLING.extend_stride
+    bitrate: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="kbps, for mp3 (32 to 320, default `output.mp3_bitrate`) and opus (6 to 256, default "
+        "`output.opus_bitrate`).")
     normalize: Annotated[Normalize | None, ByValue] = Field(
         None, description="peak, loudness, rms, clip or none; default `output.normalize` (peak).")
     priority: int = Field(0, description="Higher goes first.")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Anything of yours (at most 4 KiB as JSON), passed unchanged to the sidecar, the error "
+        "file and the notifications: a pipeline's own ids, say.")
 
     @field_validator("output", "melody", "continuation")
     @classmethod
@@ -154,10 +162,13 @@ def validate_request(fields: dict[str, Any], limits: Limits = Limits()) -> Reque
                            "The request needs a 'prompt' (\"\" for none), or a 'continuation' to continue.",
                            field="prompt")
     if request.format is not None and request.sample_format is not None:
-        if request.format is AudioFormat.ogg:
-            raise RequestError(ErrorCode.invalid_request, "Ogg files are always Vorbis; leave sample_format out.",
-                               field="sample_format")
+        if request.format.lossy:
+            raise RequestError(ErrorCode.invalid_request, f"{request.format.value} files are compressed; leave "
+                               "sample_format out.", field="sample_format")
         subtype_for(request.format, request.sample_format)
+    if request.metadata is not None and len(json.dumps(request.metadata)) > METADATA_BYTES:
+        raise RequestError(ErrorCode.invalid_request, f"Field 'metadata': it is {len(json.dumps(request.metadata))} "
+                           f"bytes as JSON; at most {METADATA_BYTES} are allowed.", field="metadata")
     if request.melody is not None and request.continuation is not None:
         raise RequestError(ErrorCode.unsupported_mode,
                            "A request can have a melody or a continuation, not both.", field="continuation")

@@ -8,18 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from .about import iso, now_iso, versions
+from .audio import Audio
 from .errors import WatcherError
 from .intake import Claimed
 from .jobs import Generated
 
 
-def done_sidecar(claimed: Claimed, generated: Generated, *, base: str, started_at: str,
+def done_sidecar(claimed: Claimed, generated: Generated, audio: Audio, *, base: str, started_at: str,
                  daemon_id: str) -> dict[str, Any]:
-    """`outbox/<base>.json`, written after the audio, so its presence means the audio is complete."""
+    """`outbox/<base>.json`, written after the audio, so its presence means the audio is complete.
+
+    `audio` is the audio as written (resampled for Opus); `generated` what the model made.
+    """
     prepared = claimed.prepared
     assert prepared is not None, "only a prepared request is generated"
     output = prepared.output
-    audio = generated.audio
     return {
         "status": "done",
         "request_id": claimed.request_id,
@@ -32,7 +35,10 @@ def done_sidecar(claimed: Claimed, generated: Generated, *, base: str, started_a
         "format": output.format.value,
         "sample_format": output.sample_format.value,
         "normalize": output.normalize.value,
+        **({"bitrate": output.bitrate} if output.bitrate is not None else {}),
         "sample_rate": audio.sample_rate,
+        **({"resampled_from": generated.audio.sample_rate}
+           if audio.sample_rate != generated.audio.sample_rate else {}),
         "channels": audio.channels,
         "frames": audio.frames,
         "duration_seconds": round(audio.seconds, 6),
@@ -49,11 +55,18 @@ def done_sidecar(claimed: Claimed, generated: Generated, *, base: str, started_a
         },
         "attempt": claimed.attempt,
         "daemon": daemon_id,
+        **_metadata(prepared.checked.received),
         "versions": versions(),
     }
 
 
-def error_sidecar(request_id: str, error: WatcherError) -> dict[str, Any]:
-    """`failed/<name>.error.json`."""
+def _metadata(received: dict[str, Any]) -> dict[str, Any]:
+    """A request's own `metadata`, passed through unchanged (when it has one that is an object)."""
+    metadata = received.get("metadata")
+    return {"metadata": metadata} if isinstance(metadata, dict) else {}
+
+
+def error_sidecar(request_id: str, error: WatcherError, received: dict[str, Any]) -> dict[str, Any]:
+    """`failed/<name>.error.json`; `received` is the request as far as it could be decoded."""
     return {"status": "failed", "request_id": request_id, "error": error.as_dict(), "failed_at": now_iso(),
-            "versions": versions()}
+            **_metadata(received), "versions": versions()}
