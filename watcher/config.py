@@ -153,6 +153,18 @@ class NotifyConfig(BaseModel):
     backoff: Annotated[float, Field(gt=0)] = 5.0
 
 
+class RetentionConfig(BaseModel):
+    model_config = _Section
+    done_days: Seconds = 0.0
+    failed_days: Seconds = 0.0
+    outbox_days: Seconds = 0.0
+    interval: Annotated[float, Field(gt=0)] = 3600.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.done_days or self.failed_days or self.outbox_days)
+
+
 class WebConfig(BaseModel):
     model_config = _Section
     enabled: bool = False
@@ -186,6 +198,7 @@ class Settings(BaseSettings):
     hooks: HooksConfig = HooksConfig()
     web: WebConfig = WebConfig()
     notify: NotifyConfig = NotifyConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from .errors import ErrorCode, FatalCode, FatalError, NotArrived, RequestError
 from .faults import FaultPoint, Faults
 from .folders import Layout
 from .hooks import Hooks
+from .housekeeping import Sweeper
 from .intake import Beside, Claimed, Policy, prepare
 from .lineup import Lineup
 from .metrics import Metrics
@@ -113,10 +114,13 @@ class Daemon:
                 console.stop()
 
     def _watch(self) -> None:
+        sweeper = Sweeper(self.layout, self.settings.retention)
         self.notifier.start()
+        sweeper.start()
         try:
             self._work()
         finally:
+            sweeper.stop()
             self.notifier.stop()
 
     def _work(self) -> None:

@@ -71,6 +71,12 @@ def rename(src: Path, dest: Path) -> None:
     fsync_dir(dest.parent)
 
 
+def touch(path: Path) -> Path:
+    """Set `path`'s mtime to now (a link's own, not its target's)."""
+    os.utime(path, follow_symlinks=False)
+    return path
+
+
 def remove(path: Path) -> None:
     """Delete `path` if it is there."""
     path.unlink(missing_ok=True)

@@ -158,12 +158,16 @@ class Layout:
     # -- the end of a request ---------------------------------------------------------------
 
     def finish(self, claimed: Path, folder: Path, attachments: Iterable[str], still_needed: set[str]) -> Path:
-        """Move a request, and the attachments nobody else waits for, into done/ or failed/."""
+        """Move a request, and the attachments nobody else waits for, into done/ or failed/.
+
+        Each moved file's mtime becomes now: the time it got there, as retention counts it.
+        """
         for name in attachments:
             source = self.inbox / name
             if name not in still_needed and os.path.lexists(source):
-                files.move_no_clobber(source, folder)  # a symlink moves as the link itself
+                files.touch(files.move_no_clobber(source, folder))  # a symlink moves as the link itself
         final = files.move_no_clobber(claimed, folder, suffix_from=".json")
+        files.touch(final)
         self.clear_bookkeeping(claimed)
         return final
 

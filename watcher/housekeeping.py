@@ -1,18 +1,25 @@
-"""Acting on finished requests: retry a failed one, delete a result or a failure.
+"""Acting on finished requests: retry a failed one, delete a result or a failure, sweep old ones away.
 
-The web console calls these; they move and remove files through `files`, like every other change
-to the folders.
+The web console and the retention sweep call these; they move and remove files through `files`,
+like every other change to the folders.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
+import structlog
+
 from . import files
+from .config import RetentionConfig
 from .errors import WatcherError
 from .folders import Layout
 from .requests import Limits, attachments_of, decode_request
+
+log = structlog.get_logger("watcher.housekeeping")
 
 
 def _read(path: Path, limits: Limits) -> dict[str, object]:
@@ -60,3 +67,63 @@ def delete_done(layout: Layout, sidecar_name: str) -> None:
         if answered.is_file() and _read(answered, Limits(request_bytes=1 << 20)) == sidecar.get("request"):
             files.remove(answered)
     files.remove(sidecar_path)
+
+
+def sweep(layout: Layout, retention: RetentionConfig, now: float) -> list[tuple[Path, float]]:
+    """Delete files in done/, failed/ and the outbox (subfolders too) older than their folder's limit.
+
+    Never the inbox or processing/, never our own temporaries, and never an output a journal in
+    processing/ still names (a publication finishing). Returns each deleted file with its age in days.
+    """
+    protected = _still_publishing(layout)
+    deleted = []
+    for folder, days in ((layout.done, retention.done_days), (layout.failed, retention.failed_days),
+                         (layout.outbox, retention.outbox_days)):
+        if not days or not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            try:
+                age = (now - path.lstat().st_mtime) / 86400
+            except OSError:
+                continue
+            if age >= days and not path.is_dir() and not files.is_temp(path) and path not in protected:
+                files.remove(path)
+                deleted.append((path, age))
+    return deleted
+
+
+def _still_publishing(layout: Layout) -> set[Path]:
+    names: set[Path] = set()
+    for journal in layout.processing.glob("*/.*.journal"):
+        try:
+            entry = json.loads(journal.read_bytes())
+            names.update(layout.outbox / entry[key] for key in ("audio", "sidecar"))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return names
+
+
+class Sweeper:
+    """The retention sweep on a thread of its own: at start, then every `retention.interval` seconds."""
+
+    def __init__(self, layout: Layout, retention: RetentionConfig) -> None:
+        self.layout = layout
+        self.retention = retention
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retention", daemon=True)
+
+    def start(self) -> None:
+        if self.retention.enabled:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:  # the first sweep runs even when a stop comes at once (`run --once` on an empty inbox)
+            for path, age in sweep(self.layout, self.retention, time.time()):
+                log.info("retention_deleted", path=str(path), age_days=round(age, 2))
+            if self._stopped.wait(self.retention.interval):
+                return
