@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from tests.conftest import DataRoot, RunOnce
+from tests.conftest import DataRoot, RunOnce, cli, config_file, write_wav
 from watcher.config import RetentionConfig
 from watcher.folders import Layout
 from watcher.housekeeping import sweep
@@ -28,7 +28,7 @@ def test_retention_sweeps_what_is_old_and_nothing_else(data: DataRoot, run_once:
            aged(data.failed / "old.json", 8), aged(data.failed / "old.error.json", 8),
            aged(data.outbox / "old.wav", 3), aged(data.outbox / "old.json", 3)]
     kept = [aged(data.done / "recent.json", 0.5), aged(data.failed / "recent.json", 6),
-            aged(data.inbox / "ancient.txt", 100), aged(data.outbox / "recent.wav", 1.5)]
+            aged(data.inbox / "ancient.wav", 100), aged(data.outbox / "recent.wav", 1.5)]
     data.drop("fresh.json", {"prompt": "x", "duration": 0.2})
     result = run_once(retention={"done_days": 2, "failed_days": 7, "outbox_days": 2})
     assert [p for p in old if p.exists()] == []
@@ -47,3 +47,65 @@ def test_retention_spares_an_output_still_being_published(data: DataRoot) -> Non
     deleted = sweep(layout, RetentionConfig(outbox_days=1), time.time())
     assert [path for path, _ in deleted] == [other]
     assert publishing.exists() and (data.processing / "test" / ".late.json.journal").exists()
+
+
+def test_subfolders_presets_and_text_requests(data: DataRoot, run_once: RunOnce, tmp_path: Path) -> None:
+    inbox = data.inbox
+    (inbox / "defaults.json").write_text(json.dumps({"duration": 0.5}))
+    trailers = inbox / "trailers"
+    trailers.mkdir()
+    (trailers / "defaults.json").write_text(json.dumps({"model": "facebook/musicgen-stereo-small", "format": "flac",
+                                                        "duration": 1}))
+    (trailers / "intro.txt").write_text("epic intro with taiko drums\n")
+    (trailers / "outro.json").write_text(json.dumps({"prompt": "outro", "duration": 0.4}))  # its own field wins
+    write_wav(trailers / "hum.wav", 1.0)
+    (trailers / "sung.json").write_text(json.dumps({"prompt": "x", "model": "facebook/musicgen-melody",
+                                                    "melody": "hum.wav", "format": "wav"}))
+    (inbox / "plain.txt").write_text("lofi beat")
+    (inbox / "broken").mkdir()
+    (inbox / "broken" / "defaults.json").write_text(json.dumps({"durration": 3}))
+    (inbox / "broken" / "victim.txt").write_text("x")
+    deep = inbox / "a" / "b" / "c" / "d" / "e"
+    deep.mkdir(parents=True)
+    (deep / "too-deep.json").write_text(json.dumps({"prompt": "x"}))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "sneaky.json").write_text(json.dumps({"prompt": "x"}))
+    (inbox / "link").symlink_to(outside)
+    run_once(watch={"max_depth": 4})
+
+    intro = json.loads((data.outbox / "trailers" / "intro.json").read_text())
+    assert intro["request_id"] == "trailers/intro" and intro["request"] == {"prompt": "epic intro with taiko drums"}
+    assert intro["presets"] == ["defaults.json", "trailers/defaults.json"]
+    assert (intro["format"], intro["channels"], intro["duration_seconds"]) == ("flac", 2, 1.0)
+    assert json.loads((data.outbox / "trailers" / "outro.json").read_text())["duration_seconds"] == 0.4
+    sung = json.loads((data.outbox / "trailers" / "sung.json").read_text())
+    assert sung["model"] == "facebook/musicgen-melody" and sung["attachments"][0]["name"] == "hum.wav"
+    assert sorted(p.name for p in (data.done / "trailers").iterdir()) == ["hum.wav", "intro.txt", "outro.json",
+                                                                          "sung.json"]
+    assert json.loads((data.outbox / "plain.json").read_text())["duration_seconds"] == 0.5
+    error = json.loads((data.failed / "broken" / "victim.error.json").read_text())
+    assert error["error"]["code"] == "invalid_preset" and "broken/defaults.json" in error["error"]["message"]
+    assert (data.failed / "broken" / "victim.txt").exists()
+    assert (deep / "too-deep.json").exists() and (outside / "sneaky.json").exists()  # never taken
+    assert (trailers / "defaults.json").exists() and (inbox / "broken" / "defaults.json").exists()
+
+
+def test_validate_and_schema_cover_presets(data: DataRoot) -> None:
+    folder = data.inbox / "jingles"
+    folder.mkdir()
+    (folder / "defaults.json").write_text(json.dumps({"duration": 5, "format": "mp3", "bitrate": 192}))
+    (folder / "ok.txt").write_text("a short jingle")
+    bad = data.inbox / "bad"
+    bad.mkdir()
+    (bad / "defaults.json").write_text(json.dumps({"format": "aiff"}))
+    config = config_file(data)
+    result = cli("validate", "--config", str(config), str(folder / "defaults.json"), str(folder / "ok.txt"),
+                 str(bad / "defaults.json"))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [f"ok: {folder / 'defaults.json'}", f"ok: {folder / 'ok.txt'}"]
+    assert lines[2].startswith(f"invalid: {bad / 'defaults.json'}: invalid_preset (format): The preset "
+                               "bad/defaults.json is broken:")
+    schema = json.loads(cli("schema", "--preset").stdout)
+    assert schema["title"] == "musicgen-watcher preset (defaults.json)" and "duration" in schema["properties"]

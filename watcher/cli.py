@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="process everything present, then exit")
 
     command("models", "list the model catalog", config=False)
-    command("schema", "print the JSON Schema of a request file", config=False)
+    schema = command("schema", "print the JSON Schema of a request file", config=False)
+    schema.add_argument("--preset", action="store_true", help="the schema of a folder's defaults.json instead")
 
     val = command("validate", "check request files as the daemon would, without generating")
     val.add_argument("files", nargs="+", type=Path)

@@ -17,8 +17,10 @@ from .errors import RequestError
 from .folders import FOLDER_NAMES, Layout, space_left, writable_problem
 from .intake import Beside, Policy, prepare
 from .models import ALIASES, CATALOG
+from .names import PRESET_NAME
 from .overview import daemons, running, waiting
-from .requests import request_schema
+from .presets import Presets, read_preset
+from .requests import preset_schema, request_schema
 from .submission import Upload
 from .submission import submit as submit_request
 
@@ -50,17 +52,27 @@ def models(args: argparse.Namespace) -> int:
 
 
 def schema(args: argparse.Namespace) -> int:
-    print_json(request_schema())
+    print_json(preset_schema() if args.preset else request_schema())
     return 0
 
 
 def validate(args: argparse.Namespace) -> int:
-    """Check request files as the daemon would (attachments beside each file), without generating."""
-    policy = Policy.from_settings(load_settings(args.config))
+    """Check request files (and presets, `defaults.json`) as the daemon would, without generating.
+
+    Attachments are looked for beside each file; presets above it, up to the inbox when the file is in it.
+    """
+    settings = load_settings(args.config)
+    policy = Policy.from_settings(settings)
+    inbox = settings.folder("inbox").resolve()
     bad = 0
     for path in args.files:
         try:
-            prepare(path.read_bytes(), path.stem, policy, Beside(path.parent))
+            root = inbox if path.resolve().is_relative_to(inbox) else path.parent.resolve()
+            name = path.resolve().relative_to(root).as_posix()
+            if path.name == PRESET_NAME:
+                read_preset(path, name, policy.limits)
+            else:
+                prepare(path.read_bytes(), name, policy, Beside(path.parent), Presets(root, policy.limits).above(name))
             print(f"ok: {path}")
         except RequestError as exc:
             bad += 1
@@ -134,7 +146,7 @@ def status(args: argparse.Namespace) -> int:
         "folders": {name: {"path": str(settings.folder(name)), "count": counts[name]} for name in FOLDER_NAMES},
         "daemons": [d.as_dict(timeout) for d in daemons(layout)],
         "running": running(layout),
-        "next": [w.as_dict() for w in waiting(layout, settings.limits.request_bytes)[:20]],
+        "next": [w.as_dict() for w in waiting(layout, settings.request_limits, settings.watch.depth)[:20]],
     }
     if args.json:
         print_json(report)

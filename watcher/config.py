@@ -71,6 +71,13 @@ class WatchConfig(BaseModel):
     stable_seconds: Seconds = 2.0
     rescan_interval: Annotated[float, Field(gt=0)] = 30.0
     attachment_wait: Seconds = 60.0
+    recursive: bool = True
+    max_depth: Annotated[int, Field(ge=0, le=32)] = 4
+
+    @property
+    def depth(self) -> int:
+        """How many folders deep requests are looked for: 0 when not recursive."""
+        return self.max_depth if self.recursive else 0
 
 
 class EngineConfig(BaseModel):

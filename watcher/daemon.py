@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import errno
 import os
+import posixpath
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,17 +27,17 @@ from .housekeeping import Sweeper
 from .intake import Beside, Claimed, Policy, prepare
 from .lineup import Lineup
 from .metrics import Metrics
+from .names import is_tracked_name, request_id
 from .notify import Notifier
 from .outcomes import Outcomes, Retries
-from .pickup import Pickup, is_tracked_name
+from .pickup import Pickup
 from .presence import Heartbeat, Presence
+from .presets import Presets
 from .schedule import Entry, plan_next
 from .stopping import Stop
 from .warmup import Warmup
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from .engine import Engine
 
 log = structlog.get_logger("watcher.daemon")
@@ -57,11 +59,12 @@ class Daemon:
         self.stop = Stop(settings.daemon.shutdown_grace)
         self.faults = Faults.from_env()
         self.pickup = Pickup(self.layout.inbox, settings.watch, self.stop.wake)
-        self.lineup = Lineup(self.pickup, self.policy, settings.watch.attachment_wait)
+        self.presets = Presets(self.layout.inbox, self.policy.limits)
+        self.lineup = Lineup(self.pickup, self.policy, self.presets, settings.watch.attachment_wait)
         self.metrics = Metrics(settings.metrics)
         self.hooks = Hooks(settings.hooks)
         self.retries = Retries(settings.engine.load_retry_max)
-        self.notifier = Notifier(settings.notify, self.layout.claim_dir / "notify", self.metrics)
+        self.notifier = Notifier(settings.notify, self.layout.notify_dir, self.metrics)
         self.outcomes = Outcomes(self.layout, self.policy.limits, self.faults, self.metrics, self.hooks,
                                  self.notifier, self.lineup, self.retries)
         self.warmup = Warmup(settings.engine, self.metrics, self.policy.resolve, self.faults, engine)
@@ -189,9 +192,10 @@ class Daemon:
         """Finish or re-queue what a crash left in our processing folder."""
         for path in self.layout.remove_orphans():
             log.info("removed_leftover", path=str(path))
-        for path in self.layout.claimed_requests():
+        for name in self.layout.claimed_requests():
+            path = self.layout.claim_dir / name
             attempts = self.layout.attempts(path)
-            claimed = Claimed(path, path.stat().st_mtime, attempts)
+            claimed = Claimed(path, name, path.stat().st_mtime, attempts)
             if self.outcomes.resume(claimed):
                 continue
             if attempts >= self.settings.engine.max_attempts:
@@ -232,13 +236,13 @@ class Daemon:
         path = self.layout.inbox / name
         try:
             self.faults.reach(FaultPoint.claim, path)
-            dest = self.layout.claim(path)
+            dest = self.layout.claim(name)
         except OSError as exc:
             self.layout.check_present()  # the folders as a whole gone: that is fatal, one file is not
             self.lineup.defer(name, _CLAIM_RETRY)
             if name not in self._deferred:
                 self._deferred.add(name)
-                log.warning("claim_deferred", request_id=path.stem, errno=errno.errorcode.get(exc.errno or 0),
+                log.warning("claim_deferred", request_id=request_id(name), errno=errno.errorcode.get(exc.errno or 0),
                             error=str(exc), retry_in=_CLAIM_RETRY)
             return None
         self._deferred.discard(name)
@@ -246,13 +250,14 @@ class Daemon:
         if dest is None:
             return None  # another daemon was faster
         attempt = self.layout.count_attempt(dest)
-        log.info("claimed", request_id=dest.stem, attempt=attempt)
+        log.info("claimed", request_id=request_id(name), attempt=attempt)
         self.faults.reach(FaultPoint.after_claim)
-        return Claimed(dest, entry.mtime, attempt, entry.ready_at)
+        return Claimed(dest, name, entry.mtime, attempt, entry.ready_at)
 
     def _attachment_complete(self, path: Path) -> bool:
-        if is_tracked_name(path.name):
-            return self.pickup.confirm(path.name)
+        name = path.relative_to(self.layout.inbox).as_posix()
+        if is_tracked_name(name):
+            return self.pickup.confirm(name)
         return being_written(path) is not True  # a name pickup skips (x.part): only the kernel can tell
 
     def _process(self, claimed: list[Claimed]) -> None:
@@ -260,9 +265,11 @@ class Daemon:
         ready = []
         wait = self.settings.watch.attachment_wait
         for item in claimed:
-            attachments = Beside(self.layout.inbox, self._attachment_complete, item.ready_at + wait, wait)
+            attachments = Beside(self.layout.inbox / posixpath.dirname(item.name), self._attachment_complete,
+                                 item.ready_at + wait, wait)
             try:
-                item.prepared = prepare(item.path.read_bytes(), item.request_id, self.policy, attachments)
+                item.prepared = prepare(item.path.read_bytes(), item.name, self.policy, attachments,
+                                        self.presets.above(item.name))
             except NotArrived as exc:
                 self.outcomes.hold(item, exc, _ATTACHMENT_RETRY)
                 continue

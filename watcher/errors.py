@@ -36,6 +36,8 @@ class ErrorCode(StrEnum):
     unsupported_mode = "unsupported_mode"
     #: a name is not a plain file name (path separators, `..`, control characters), or links outside the inbox
     unsafe_name = "unsafe_name"
+    #: a `defaults.json` the request's folder (or one above it) holds is broken; the message names it
+    invalid_preset = "invalid_preset"
     #: the request file is larger than `limits.request_bytes`
     request_too_large = "request_too_large"
     #: the prompt is longer than `limits.prompt_chars`

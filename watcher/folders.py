@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import files
 from .errors import FatalCode, FatalError
+from .names import REQUEST_SUFFIXES, is_request_name, is_tracked_name
 from .options import AudioFormat
 
 if TYPE_CHECKING:
@@ -52,6 +54,11 @@ class Layout:
         return self.claim_dir / ".heartbeat"
 
     @property
+    def notify_dir(self) -> Path:
+        """processing/<daemon id>/.notify/: the notifications not delivered yet."""
+        return self.claim_dir / ".notify"
+
+    @property
     def folders(self) -> tuple[Path, ...]:
         return (self.inbox, self.processing, self.outbox, self.done, self.failed, self.claim_dir)
 
@@ -79,24 +86,31 @@ class Layout:
 
     # -- a claimed request and its bookkeeping, all hidden beside it ------------------------
 
-    def claim(self, inbox_file: Path) -> Path | None:
-        """Take a request by renaming it into our processing folder; None if another daemon got it.
+    def claim(self, name: str) -> Path | None:
+        """Take the request `name` (relative to the inbox) by renaming it into our processing folder, in the
+        same subfolder; None if another daemon got it.
 
         A share may refuse the rename for now (EBUSY while another client has the file open...):
         that OSError goes to the caller, which tries again later.
         """
-        dest = self.claim_dir / inbox_file.name
+        dest = self.claim_dir / name
         if dest.exists():
             return None
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            files.rename(inbox_file, dest)
+            files.rename(self.inbox / name, dest)
         except FileNotFoundError:
             return None
         return dest
 
-    def claimed_requests(self) -> list[Path]:
-        """Requests this daemon holds (after a crash: the ones to recover)."""
-        return sorted(p for p in self.claim_dir.glob("*.json") if not p.name.endswith(STATUS_SUFFIX))
+    def claimed_requests(self) -> list[str]:
+        """The names of the requests this daemon holds (after a crash: the ones to recover)."""
+        return self.requests_in(self.claim_dir)
+
+    @staticmethod
+    def requests_in(claim_dir: Path) -> list[str]:
+        """The names of the requests a daemon's processing folder holds, relative to it."""
+        return sorted(name for name in _files(claim_dir) if is_request_name(name))
 
     @staticmethod
     def attempts_file(claimed: Path) -> Path:
@@ -145,48 +159,60 @@ class Layout:
 
     def remove_orphans(self) -> list[Path]:
         """Delete temporaries and bookkeeping left without a request by an interrupted run."""
-        removed = [p for folder in (self.outbox, self.done, self.failed, self.claim_dir)
-                   for p in files.remove_temps(folder)]
-        held = {p.name for p in self.claimed_requests()}
-        for path in self.claim_dir.iterdir():
-            owner = _bookkeeping_owner(path.name)
-            if owner is not None and owner not in held and path.is_file():
+        folders = [self.outbox, self.done, self.failed, self.claim_dir, self.notify_dir]
+        folders += [p for folder in folders[:4] if folder.is_dir() for p in folder.rglob("*") if p.is_dir()]
+        removed = [p for folder in folders for p in files.remove_temps(folder)]
+        held = set(self.claimed_requests())
+        for path in self.claim_dir.rglob("*"):
+            name = path.relative_to(self.claim_dir).as_posix()
+            owner = _bookkeeping_owner(name)
+            if owner is not None and not held & {f"{owner}{suffix}" for suffix in REQUEST_SUFFIXES} and path.is_file():
                 files.remove(path)
                 removed.append(path)
         return removed
 
     # -- the end of a request ---------------------------------------------------------------
 
-    def finish(self, claimed: Path, folder: Path, attachments: Iterable[str], still_needed: set[str]) -> Path:
-        """Move a request, and the attachments nobody else waits for, into done/ or failed/.
+    def finish(self, claimed: Path, name: str, folder: Path, attachments: Iterable[str],
+               still_needed: set[str]) -> Path:
+        """Move a request, and the attachments nobody else waits for, into done/ or failed/ (in the request's
+        own subfolder there). Attachments are named relative to the inbox.
 
         Each moved file's mtime becomes now: the time it got there, as retention counts it.
         """
-        for name in attachments:
-            source = self.inbox / name
-            if name not in still_needed and os.path.lexists(source):
-                files.touch(files.move_no_clobber(source, folder))  # a symlink moves as the link itself
-        final = files.move_no_clobber(claimed, folder, suffix_from=".json")
+        dest = folder / posixpath.dirname(name)
+        dest.mkdir(parents=True, exist_ok=True)
+        for attachment in attachments:
+            source = self.inbox / attachment
+            if attachment not in still_needed and os.path.lexists(source):
+                files.touch(files.move_no_clobber(source, dest))  # a symlink moves as the link itself
+        final = files.move_no_clobber(claimed, dest, suffix_from=claimed.suffix)
         files.touch(final)
         self.clear_bookkeeping(claimed)
         return final
 
-    def put_back(self, claimed: Path) -> Path:
-        """Return a request, untouched, to the inbox (a stop, not a crash: attempts reset)."""
-        final = files.move_no_clobber(claimed, self.inbox, suffix_from=".json")
+    def put_back(self, claimed: Path, name: str) -> Path:
+        """Return a request, untouched, to its folder in the inbox (a stop, not a crash: attempts reset)."""
+        dest = self.inbox / posixpath.dirname(name)
+        dest.mkdir(parents=True, exist_ok=True)
+        final = files.move_no_clobber(claimed, dest, suffix_from=claimed.suffix)
         self.clear_bookkeeping(claimed)
         return final
 
 
-def _count(folder: Path, name: str) -> int:
+def _files(folder: Path) -> list[str]:
+    """Every file under `folder` whose path has no hidden part, relative to it."""
     if not folder.is_dir():
-        return 0
-    if name == "processing":
-        return sum(1 for p in folder.glob("*/*.json") if not p.name.endswith(STATUS_SUFFIX))
+        return []
+    return [p.relative_to(folder).as_posix() for p in folder.rglob("*")
+            if p.is_file() and is_tracked_name(p.relative_to(folder).as_posix())]
+
+
+def _count(folder: Path, name: str) -> int:
+    found = _files(folder)
     if name == "outbox":
-        return sum(1 for p in folder.iterdir() if p.suffix.lstrip(".") in AudioFormat.__members__)
-    return sum(1 for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith(".")
-               and not p.name.endswith(".error.json"))
+        return sum(1 for f in found if posixpath.splitext(f)[1].lstrip(".") in AudioFormat.__members__)
+    return sum(1 for f in found if is_request_name(f) and not f.endswith((".error.json", STATUS_SUFFIX)))
 
 
 def writable_problem(folder: Path) -> str | None:
@@ -220,10 +246,13 @@ def space_left(folder: Path) -> int | None:
 
 
 def _bookkeeping_owner(name: str) -> str | None:
-    """The request a bookkeeping file belongs to: `.x.json.attempts` and `x.status.json` -> `x.json`."""
-    if name.endswith(STATUS_SUFFIX):
-        return name.removesuffix(STATUS_SUFFIX) + ".json"
+    """The request (without its suffix) a bookkeeping file belongs to: `sub/.x.json.attempts` and
+    `sub/x.status.json` -> `sub/x`."""
+    folder, base = posixpath.split(name)
+    owner = None
+    if base.endswith(STATUS_SUFFIX):
+        owner = base.removesuffix(STATUS_SUFFIX)
     for suffix in (".attempts", ".journal"):
-        if name.startswith(".") and name.endswith(suffix):
-            return name[1:].removesuffix(suffix)
-    return None
+        if base.startswith(".") and base.endswith(suffix):
+            owner = posixpath.splitext(base[1:].removesuffix(suffix))[0]
+    return None if owner is None else posixpath.join(folder, owner)

@@ -7,6 +7,7 @@ like every other change to the folders.
 from __future__ import annotations
 
 import json
+import posixpath
 import threading
 import time
 from pathlib import Path
@@ -17,38 +18,51 @@ from . import files
 from .config import RetentionConfig
 from .errors import WatcherError
 from .folders import Layout
-from .requests import Limits, attachments_of, decode_request
+from .names import REQUEST_SUFFIXES, is_tracked_name, is_tracked_part
+from .requests import Limits, attachments_of, decode_file
 
 log = structlog.get_logger("watcher.housekeeping")
 
 
 def _read(path: Path, limits: Limits) -> dict[str, object]:
     try:
-        return decode_request(path.read_bytes(), limits)
+        return decode_file(path.read_bytes(), path.name, limits)
     except (WatcherError, OSError):
         return {}
 
 
+def _failed_request(layout: Layout, base: str) -> Path:
+    """`failed/<base>.json` or `.txt`: the request a failure kept (`base` relative to failed/, no suffix)."""
+    for suffix in REQUEST_SUFFIXES:
+        path = layout.failed / f"{base}{suffix}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(layout.failed / f"{base}.json")
+
+
 def retry_failed(layout: Layout, base: str, limits: Limits) -> Path:
-    """Move `failed/<base>.json` (and the attachments beside it) back to the inbox; returns its new path.
+    """Move a failed request (and the attachments beside it) back to its folder in the inbox; its new path.
 
     The request keeps its name, or takes the next free one; its attachments go first, so the daemon
     never sees the request before them. An attachment the inbox already holds is not replaced.
     """
-    request = layout.failed / f"{base}.json"
+    request = _failed_request(layout, base)
+    folder = posixpath.dirname(base)
+    inbox = layout.inbox / folder
+    inbox.mkdir(parents=True, exist_ok=True)
     for name in attachments_of(_read(request, limits)):
-        source = layout.failed / name
-        if source.is_file() and not (layout.inbox / name).exists():
-            files.move_no_clobber(source, layout.inbox)
-    final = files.move_no_clobber(request, layout.inbox, suffix_from=".json")
+        source = layout.failed / folder / name
+        if source.is_file() and not (inbox / name).exists():
+            files.move_no_clobber(source, inbox)
+    final = files.move_no_clobber(request, inbox, suffix_from=request.suffix)
     files.remove(layout.failed / f"{base}.error.json")
     return final
 
 
 def delete_failed(layout: Layout, base: str) -> None:
     """Remove a failed request and its error file."""
-    files.remove(layout.failed / f"{base}.json")
-    files.remove(layout.failed / f"{base}.error.json")
+    for suffix in (*REQUEST_SUFFIXES, ".error.json"):
+        files.remove(layout.failed / f"{base}{suffix}")
 
 
 def delete_done(layout: Layout, sidecar_name: str) -> None:
@@ -59,13 +73,14 @@ def delete_done(layout: Layout, sidecar_name: str) -> None:
     except (OSError, ValueError):
         sidecar = {}
     audio = sidecar.get("audio") if isinstance(sidecar, dict) else None
-    if isinstance(audio, str) and "/" not in audio and not audio.startswith("."):
-        files.remove(layout.outbox / audio)
+    if isinstance(audio, str) and is_tracked_part(audio):
+        files.remove(sidecar_path.parent / audio)
     request_id = sidecar.get("request_id") if isinstance(sidecar, dict) else None
-    if isinstance(request_id, str) and "/" not in request_id:
-        answered = layout.done / f"{request_id}.json"
-        if answered.is_file() and _read(answered, Limits(request_bytes=1 << 20)) == sidecar.get("request"):
-            files.remove(answered)
+    if isinstance(request_id, str) and is_tracked_name(request_id):  # never a path that leaves done/
+        for suffix in REQUEST_SUFFIXES:
+            answered = layout.done / f"{request_id}{suffix}"
+            if answered.is_file() and _read(answered, Limits(request_bytes=1 << 20)) == sidecar.get("request"):
+                files.remove(answered)
     files.remove(sidecar_path)
 
 

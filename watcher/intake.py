@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,10 @@ from .config import OutputConfig, Settings
 from .errors import ErrorCode, NotArrived, RequestError, WatcherError
 from .jobs import Job, check_continuation
 from .models import DEFAULT_ALLOWED, DEFAULT_MODEL, ResolvedModel, resolve_model
+from .names import request_id
 from .options import AudioFormat, Normalize, SampleFormat, compression_level
-from .requests import Limits, Request, attachments_of, decode_request, validate_request
+from .presets import Preset, merged
+from .requests import Limits, Request, attachments_of, decode_file, validate_request
 
 
 @dataclass(frozen=True)
@@ -52,26 +55,31 @@ class Policy:
 
 @dataclass(frozen=True)
 class Checked:
-    """A request file's fields as received, validated, with the model it will run on."""
+    """A request file's fields as received, validated over its presets, with the model it will run on."""
 
     received: dict[str, Any]
     request: Request
     model: ResolvedModel
+    #: the presets that gave it defaults, outermost first (names relative to the inbox)
+    presets: tuple[str, ...] = ()
 
 
-def check(data: bytes, policy: Policy) -> Checked:
-    """Everything that can be said of a request from its own bytes: JSON, fields, model, mode."""
-    return check_fields(decode_request(data, policy.limits), policy)
+def check(data: bytes, name: str, policy: Policy, presets: tuple[Preset, ...] = ()) -> Checked:
+    """Everything that can be said of a request from its own bytes and its presets: fields, model, mode.
+
+    `name` is the request file's name (`*.json` or `*.txt`, relative to the inbox).
+    """
+    return check_fields(decode_file(data, name, policy.limits), policy, presets)
 
 
-def check_fields(received: dict[str, Any], policy: Policy) -> Checked:
-    """`check` for a request already decoded from JSON."""
-    request = validate_request(received, policy.limits)
+def check_fields(received: dict[str, Any], policy: Policy, presets: tuple[Preset, ...] = ()) -> Checked:
+    """`check` for a request already decoded."""
+    request = validate_request(merged(presets, received), policy.limits)
     model = policy.resolve(request.model)
     if request.melody is not None:
         model.check_melody()
     Output.of(request, "", policy.output)  # a bit rate the format takes
-    return Checked(received, request, model)
+    return Checked(received, request, model, tuple(p.name for p in presets))
 
 
 @dataclass(frozen=True)
@@ -84,9 +92,11 @@ class Output:
     normalize: Normalize
     #: kbps for mp3 and opus; None for the others
     bitrate: int | None = None
+    #: the outbox's subfolder, the request's own relative to the inbox ("" at the top)
+    folder: str = ""
 
     @classmethod
-    def of(cls, request: Request, request_id: str, defaults: OutputConfig) -> Output:
+    def of(cls, request: Request, name: str, defaults: OutputConfig) -> Output:
         """Raises RequestError for a bit rate the format does not take."""
         fmt = request.format or defaults.format
         bitrate = request.bitrate
@@ -96,8 +106,9 @@ class Output:
             bitrate = bitrate or defaults.opus_bitrate
         if bitrate is not None:
             compression_level(fmt, bitrate)
-        return cls(request.output or request_id, fmt, request.sample_format or defaults.sample_format,
-                   request.normalize or defaults.normalize, bitrate)
+        stem = posixpath.basename(request_id(name))
+        return cls(request.output or stem, fmt, request.sample_format or defaults.sample_format,
+                   request.normalize or defaults.normalize, bitrate, posixpath.dirname(name))
 
     @property
     def level(self) -> float | None:
@@ -200,19 +211,20 @@ class Prepared:
         return self.checked.model
 
 
-def prepare(data: bytes, request_id: str, policy: Policy, attachments: Attachments) -> Prepared:
+def prepare(data: bytes, name: str, policy: Policy, attachments: Attachments,
+            presets: tuple[Preset, ...] = ()) -> Prepared:
     """`check`, then find, wait for and read the attachments, and decide the output."""
-    checked = check(data, policy)
+    checked = check(data, name, policy, presets)
     request = checked.request
     read: dict[str, Attachment] = {}
-    for name, value in (("melody", request.melody), ("continuation", request.continuation)):
+    for field_name, value in (("melody", request.melody), ("continuation", request.continuation)):
         if value is not None:
-            read[name] = _read(name, value, attachments.locate(name, value), policy)
+            read[field_name] = _read(field_name, value, attachments.locate(field_name, value), policy)
     job = Job(prompt=request.prompt, melody=read["melody"].audio if "melody" in read else None,
               continuation=read["continuation"].audio if "continuation" in read else None)
     if job.continuation is not None:
         check_continuation(job.continuation, request.duration)  # the model's window is checked once loaded
-    return Prepared(checked, job, tuple(read.values()), Output.of(request, request_id, policy.output))
+    return Prepared(checked, job, tuple(read.values()), Output.of(request, name, policy.output))
 
 
 def _read(field: str, name: str, path: Path, policy: Policy) -> Attachment:
@@ -233,6 +245,8 @@ class Claimed:
     """A request this daemon holds in processing/<id>/, on its way to done/ or failed/."""
 
     path: Path
+    #: its name relative to the inbox (and to processing/<id>/): `trailers/intro.json`
+    name: str
     #: the request file's mtime while it waited (time.time())
     queued_at: float
     attempt: int
@@ -242,14 +256,14 @@ class Claimed:
 
     @property
     def request_id(self) -> str:
-        return self.path.stem
+        return request_id(self.name)
 
     def received(self, limits: Limits) -> dict[str, Any]:
         """The request's fields as far as they can be decoded, even when it is otherwise invalid."""
         if self.prepared is not None:
             return self.prepared.checked.received
         try:
-            return decode_request(self.path.read_bytes(), limits)
+            return decode_file(self.path.read_bytes(), self.name, limits)
         except (WatcherError, OSError):
             return {}
 

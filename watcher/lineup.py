@@ -20,8 +20,10 @@ import structlog
 
 from .errors import WatcherError
 from .intake import Policy, check_fields
-from .pickup import Pickup, is_request_name
-from .requests import attachments_of, decode_request
+from .names import beside, is_request_name, request_id
+from .pickup import Pickup
+from .presets import Presets
+from .requests import attachments_of, decode_file
 from .schedule import Entry, batch_key
 
 log = structlog.get_logger("watcher.lineup")
@@ -36,9 +38,10 @@ class _Inspected:
 class Lineup:
     """Complete request files in the inbox, each read once per change pickup reports."""
 
-    def __init__(self, pickup: Pickup, policy: Policy, attachment_wait: float) -> None:
+    def __init__(self, pickup: Pickup, policy: Policy, presets: Presets, attachment_wait: float) -> None:
         self.pickup = pickup
         self.policy = policy
+        self.presets = presets
         self.attachment_wait = attachment_wait
         self._index: dict[str, _Inspected] = {}
         self._order: list[Entry] = []  # the entries of _index, by Entry.order
@@ -111,9 +114,9 @@ class Lineup:
         attachments: tuple[str, ...] = ()
         try:
             mtime = path.stat().st_mtime
-            fields = decode_request(path.read_bytes()[: limits.request_bytes + 1], limits)
-            attachments = attachments_of(fields)
-            checked = check_fields(fields, self.policy)
+            fields = decode_file(path.read_bytes()[: limits.request_bytes + 1], name, limits)
+            attachments = tuple(beside(name, a) for a in attachments_of(fields))
+            checked = check_fields(fields, self.policy, self.presets.above(name))
             priority, model = checked.request.priority, checked.model.name
             key = batch_key(checked.request, model)
         except WatcherError:
@@ -124,7 +127,7 @@ class Lineup:
         except OSError:
             self._unreadable.add(name)
             return
-        log.info("discovered", request_id=path.stem, priority=priority, model=model)
+        log.info("discovered", request_id=request_id(name), priority=priority, model=model)
         if key is not None:
             key = self._keys.setdefault(key, key)
         entry = Entry(name, priority, mtime, model, key, ready_at)

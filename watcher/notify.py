@@ -59,7 +59,8 @@ class Notifier:
         for n, (kind, target) in enumerate(targets):
             delivery = {"kind": kind, "target": target, "outcome": outcome, "body": body, "claimed": str(claimed),
                         "tries": 0, "next_at": 0.0}
-            files.replace_atomic(self.folder / f"{outcome}-{base}-{n}.json", json.dumps(delivery).encode())
+            name = f"{outcome}-{base.replace('/', '--')}-{n}.json"  # a request in a subfolder: one flat name
+            files.replace_atomic(self.folder / name, json.dumps(delivery).encode())
         self._wake.set()
 
     def start(self) -> None:

@@ -16,7 +16,8 @@ import structlog
 from .errors import FatalCode, FatalError
 from .intake import Beside, Given, Policy, prepare
 from .options import AudioFormat
-from .requests import decode_request
+from .presets import Presets
+from .requests import decode_file
 
 log = structlog.get_logger("watcher.oneshot")
 
@@ -33,7 +34,9 @@ def generate(fields: dict[str, Any], output: Path, *, device: str = "auto", requ
     fields = {**fields, **{name: path.name for name, path in paths.items()}}  # the contract's plain names
     folder = request_file.parent if request_file is not None else Path.cwd()
     data = _request_bytes(fields, request_file, output)
-    prepared = prepare(data, output.stem, POLICY, Given(paths, Beside(folder)))
+    name = request_file.name if request_file is not None else f"{output.stem}.json"
+    presets = Presets(folder, POLICY.limits).above(name) if request_file is not None else ()
+    prepared = prepare(data, name, POLICY, Given(paths, Beside(folder)), presets)
     if prepared.model.aliased:
         log.warning("model_alias", requested=prepared.model.requested, using=prepared.model.name)
     # Imported only now: a bad argument is reported at once, without importing torch and audiocraft.
@@ -67,7 +70,8 @@ def _request_bytes(fields: dict[str, Any], request_file: Path | None, output: Pa
     Without a prompt the original tool generated unconditionally; without a format, `--output`'s
     suffix says which.
     """
-    received = decode_request(data := request_file.read_bytes(), POLICY.limits) if request_file else {}
+    received = decode_file(data := request_file.read_bytes(), request_file.name, POLICY.limits) if request_file \
+        else {}
     merged = {**received, **fields}
     if request_file is None:
         merged.setdefault("prompt", "")

@@ -7,6 +7,7 @@ refusing a move (EBUSY, ESTALE...) never loses the request: it stays claimed and
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,10 @@ from .intake import Claimed
 from .jobs import Generated
 from .lineup import Lineup
 from .metrics import Metrics
+from .names import beside
 from .notify import Notifier
 from .publish import Publisher
-from .requests import Limits, attachments_of, decode_request
+from .requests import Limits, attachments_of, decode_file
 from .sidecars import done_sidecar, error_sidecar
 
 log = structlog.get_logger("watcher.outcomes")
@@ -139,8 +141,8 @@ class Outcomes:
     def _complete(self, claimed: Claimed, journal: dict[str, Any]) -> None:
         """Write the sidecar if it is not there yet, then move the request to done/."""
         try:
-            self.notifier.enqueue("done", Path(journal["sidecar"]).stem, journal["content"], claimed.path)
-            final = self.publisher.complete(claimed.path, journal, self._attachments(claimed),
+            self.notifier.enqueue("done", posixpath.splitext(journal["sidecar"])[0], journal["content"], claimed.path)
+            final = self.publisher.complete(claimed.path, claimed.name, journal, self._attachments(claimed),
                                             self._still_needed(claimed))
         except OSError as exc:
             self.hold(claimed, TransientError(ErrorCode.output_failed, f"Could not finish publishing: {exc}."))
@@ -159,12 +161,15 @@ class Outcomes:
         log.warning("failed", request_id=claimed.request_id, error_code=error.code.value, message=error.message,
                     field=error.field)
         try:
-            base = files.free_stem(self.layout.failed, claimed.request_id, (".json", ".error.json"))
+            folder = self.layout.failed / posixpath.dirname(claimed.name)
+            folder.mkdir(parents=True, exist_ok=True)
+            base = files.free_stem(folder, posixpath.basename(claimed.request_id), (claimed.path.suffix, ".error.json"))
             content = error_sidecar(claimed.request_id, error, claimed.received(self.limits))
             data = json.dumps(content, indent=2, ensure_ascii=False) + "\n"
-            error_file = files.publish(self.layout.failed, f"{base}.error.json", data.encode())
-            self.notifier.enqueue("failed", base, content, claimed.path)
-            final = self.layout.finish(claimed.path, self.layout.failed, self._attachments(claimed),
+            error_file = files.publish(folder, f"{base}.error.json", data.encode())
+            self.notifier.enqueue("failed", posixpath.join(posixpath.dirname(claimed.name), base), content,
+                                  claimed.path)
+            final = self.layout.finish(claimed.path, claimed.name, self.layout.failed, self._attachments(claimed),
                                        self._still_needed(claimed))
         except OSError as exc:
             self.hold(claimed, TransientError(ErrorCode.output_failed, f"Could not move to failed/: {exc}."))
@@ -182,7 +187,7 @@ class Outcomes:
     def put_back(self, claimed: Claimed) -> None:
         """Return the request to the inbox untouched (a stop); left claimed if the share refuses."""
         try:
-            final = self.layout.put_back(claimed.path)
+            final = self.layout.put_back(claimed.path, claimed.name)
         except OSError as exc:
             log.warning("put_back_failed", request_id=claimed.request_id, error=str(exc))
             return
@@ -195,16 +200,21 @@ class Outcomes:
         self.metrics.requests.labels(outcome, code).inc()
 
     def _attachments(self, claimed: Claimed) -> tuple[str, ...]:
-        return claimed.attachment_names(self.limits)
+        """The request's attachments, named relative to the inbox."""
+        return tuple(beside(claimed.name, a) for a in claimed.attachment_names(self.limits))
 
     def _still_needed(self, claimed: Claimed) -> set[str]:
-        """Attachment names other requests, waiting or running anywhere, still refer to."""
-        needed = self.lineup.attachments(excluding=claimed.path.name)
-        others = [self.layout.inbox / name for name in self.lineup.unread()]
-        others += [p for p in self.layout.processing.glob("*/*.json") if p != claimed.path]
-        for path in others:
+        """Attachments (relative to the inbox) other requests, waiting or running anywhere, still refer to."""
+        needed = self.lineup.attachments(excluding=claimed.name)
+        others = [(name, self.layout.inbox / name) for name in self.lineup.unread()]
+        for claim_dir in (p for p in self.layout.processing.iterdir() if p.is_dir()):
+            others += [(name, claim_dir / name) for name in Layout.requests_in(claim_dir)]
+        for name, path in others:
+            if path == claimed.path:
+                continue
             try:
-                needed.update(attachments_of(decode_request(path.read_bytes(), self.limits)))
+                needed.update(beside(name, a) for a in attachments_of(decode_file(path.read_bytes(), name,
+                                                                                   self.limits)))
             except (WatcherError, OSError):
                 continue
         return needed

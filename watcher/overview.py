@@ -7,16 +7,16 @@ Read-only, and from the folders alone, so it works beside any number of daemons 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import RequestError
 from .folders import STATUS_SUFFIX, Layout
-from .pickup import is_request_name
-from .requests import attachments_of, decode_request
+from .names import beside, is_request_name, request_id
+from .pickup import files_in
+from .presets import Presets, merged
+from .requests import Limits, attachments_of, decode_file
 from .schedule import order
 
 
@@ -79,19 +79,24 @@ class Waiting:
         return asdict(self)
 
 
-def waiting(layout: Layout, request_bytes: int) -> list[Waiting]:
-    """The requests in the inbox, in the order they will be taken (priority, age, name)."""
-    found = []
+def waiting(layout: Layout, limits: Limits, max_depth: int) -> list[Waiting]:
+    """The requests in the inbox (and its subfolders), in the order they will be taken (priority, age, name).
+
+    Each request's fields are read over its folder's presets, as the daemon reads them.
+    """
     try:
-        entries = [e for e in os.scandir(layout.inbox) if is_request_name(e.name) and e.is_file()]
+        present = files_in(layout.inbox, max_depth)
     except OSError:
         return []
-    present = {e.name for e in os.scandir(layout.inbox)} if entries else set()
-    for entry in entries:
+    presets = Presets(layout.inbox, limits)
+    found = []
+    for name in sorted(n for n in present if is_request_name(n)):
+        path = layout.inbox / name
         fields: dict[str, Any] = {}
         try:
-            mtime = entry.stat().st_mtime
-            fields = decode_request(Path(entry.path).read_bytes()[: request_bytes + 1])
+            mtime = path.stat().st_mtime
+            fields = merged(presets.above(name), decode_file(path.read_bytes()[: limits.request_bytes + 1], name,
+                                                             limits))
         except FileNotFoundError:
             continue
         except (RequestError, OSError):
@@ -99,9 +104,8 @@ def waiting(layout: Layout, request_bytes: int) -> list[Waiting]:
         priority = fields.get("priority", 0)
         priority = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
         model, duration = fields.get("model"), fields.get("duration")
-        attachments = attachments_of(fields)
-        found.append(Waiting(Path(entry.name).stem, entry.name, priority, mtime,
-                             model if isinstance(model, str) else None,
+        attachments = tuple(beside(name, a) for a in attachments_of(fields))
+        found.append(Waiting(request_id(name), name, priority, mtime, model if isinstance(model, str) else None,
                              float(duration) if isinstance(duration, int | float) else None,
                              attachments, tuple(a for a in attachments if a not in present)))
     return sorted(found, key=lambda w: order(w.priority, w.mtime, w.name))

@@ -1,15 +1,18 @@
 """Noticing files in the inbox and knowing which are complete: inotify events, polling, rescans.
 
-Every file in the inbox but junk is tracked, requests and attachments alike, and each is judged by
-the one rule in `completeness`. A file not complete yet is looked at again when it could have become
-complete: at once when an event names it, `stable_seconds` after it last changed, every quarter
-second while someone writes it.
+Every file in the inbox but junk is tracked, requests, presets and attachments alike, in subfolders
+too (`watch.recursive`, down to `watch.max_depth`), and each is judged by the one rule in
+`completeness`. A file is named by its path relative to the inbox (`names`). A file not complete yet
+is looked at again when it could have become complete: at once when an event names it,
+`stable_seconds` after it last changed, every quarter second while someone writes it. Folders that
+are links are never entered: nothing outside the inbox is taken.
 """
 
 from __future__ import annotations
 
 import heapq
 import os
+import posixpath
 import queue
 import threading
 import time
@@ -17,6 +20,8 @@ from pathlib import Path
 
 import structlog
 from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -31,24 +36,32 @@ from watchdog.observers.inotify import InotifyObserver
 from .completeness import Rule, Sighting, being_written, is_complete, lease_scope, leases_work
 from .config import WatchConfig, WatchMode
 from .errors import FatalCode, FatalError
+from .names import is_request_name, is_tracked_name, is_tracked_part
 
 log = structlog.get_logger("watcher.pickup")
 
-_JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
-_JUNK_SUFFIXES = (".tmp", ".part", "~")
 #: how often a file someone is writing is asked about again
 _BUSY_RECHECK = 0.25
 
 
-def is_tracked_name(name: str) -> bool:
-    """Whether a file name in the inbox can be a request or an attachment: not hidden, temporary or junk."""
-    lowered = name.lower()
-    return not name.startswith((".", "@")) and lowered not in _JUNK_NAMES and not lowered.endswith(_JUNK_SUFFIXES)
+def files_in(folder: Path, max_depth: int) -> set[str]:
+    """The tracked files under `folder`, as names relative to it, `max_depth` folders deep at most.
 
-
-def is_request_name(name: str) -> bool:
-    """Whether a file name in the inbox is a request: a tracked `*.json`."""
-    return name.lower().endswith(".json") and is_tracked_name(name)
+    Folders that are links are not entered; hidden and junk folders (`@eaDir`) are skipped.
+    """
+    found: set[str] = set()
+    pending: list[tuple[Path, str, int]] = [(folder, "", 0)]
+    while pending:
+        current, prefix, depth = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if not is_tracked_part(entry.name):
+                    continue
+                if entry.is_file():
+                    found.add(prefix + entry.name)
+                elif depth < max_depth and entry.is_dir(follow_symlinks=False):
+                    pending.append((Path(entry.path), f"{prefix}{entry.name}/", depth + 1))
+    return found
 
 
 class _Events(FileSystemEventHandler):
@@ -59,7 +72,7 @@ class _Events(FileSystemEventHandler):
         self.wake = wake
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
+        if not event.is_directory or isinstance(event, (DirCreatedEvent, DirMovedEvent)):
             self.events.put(event)
             self.wake.set()
 
@@ -79,6 +92,8 @@ class Pickup:
         self._changed: set[str] = set()  # for the next `poll`
         self._observer: BaseObserver | None = None
         self._next_scan = 0.0
+        self._depth = config.depth
+        self._real_inbox = os.path.realpath(inbox)
         self.mode = WatchMode.polling
         self.leases = False
         self.rule = Rule.stability
@@ -97,9 +112,9 @@ class Pickup:
         observer = InotifyObserver(generate_full_events=True)
         # Only the kinds handled below: the kernel then does not report our own reads of the inbox
         # (open, close-without-write), which would otherwise cost an event each and slow reading.
-        observer.schedule(_Events(self._events, self.wake), str(self.inbox), recursive=False,
+        observer.schedule(_Events(self._events, self.wake), str(self.inbox), recursive=self.config.recursive,
                           event_filter=[FileCreatedEvent, FileModifiedEvent, FileClosedEvent,
-                                        FileDeletedEvent, FileMovedEvent])
+                                        FileDeletedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent])
         try:
             observer.start()
         except OSError as exc:
@@ -155,7 +170,7 @@ class Pickup:
 
     def pending(self) -> list[str]:
         """Request names seen but not complete yet."""
-        return sorted(n for n in self._seen if n not in self._complete and n.lower().endswith(".json"))
+        return sorted(n for n in self._seen if n not in self._complete and is_request_name(n))
 
     def drop(self, name: str) -> None:
         """Stop tracking a file that was claimed, moved away or deleted."""
@@ -173,25 +188,41 @@ class Pickup:
             wait = min(wait, self._due[0][0] - time.monotonic())
         return max(0.0, wait)
 
+    def _name(self, raw: bytes | str) -> str | None:
+        """The tracked name of an event's path, or None (outside the inbox, too deep, junk)."""
+        try:
+            name = Path(os.fsdecode(raw)).relative_to(self.inbox).as_posix()
+        except ValueError:
+            return None
+        return name if name.count("/") <= self._depth and is_tracked_name(name) else None
+
     def _on_event(self, event: FileSystemEvent, now: float) -> None:
-        src = Path(os.fsdecode(event.src_path))
-        if isinstance(event, FileMovedEvent):
-            if src.parent == self.inbox:
-                self.drop(src.name)
-            dest = Path(os.fsdecode(event.dest_path))
-            if dest.parent == self.inbox and is_tracked_name(dest.name):
-                self._observe(dest.name, now, closed=True)
+        if isinstance(event, (DirCreatedEvent, DirMovedEvent)):
+            self._next_scan = now  # a folder moved in brings files no event names: look at them all
             return
-        if src.parent != self.inbox or not is_tracked_name(src.name):
+        src = self._name(event.src_path)
+        if isinstance(event, FileMovedEvent):
+            if src is not None:
+                self.drop(src)
+            dest = self._name(event.dest_path)
+            if dest is not None:
+                self._observe(dest, now, closed=True)
+            return
+        if src is None:
             return
         if isinstance(event, FileDeletedEvent):
-            self.drop(src.name)
+            self.drop(src)
         elif isinstance(event, FileClosedEvent):
-            self._observe(src.name, now, closed=True)
+            self._observe(src, now, closed=True)
         elif isinstance(event, FileModifiedEvent):
-            self._observe(src.name, now, written=True)
+            self._observe(src, now, written=True)
         elif isinstance(event, FileCreatedEvent):
-            self._observe(src.name, now, evented=True)
+            self._observe(src, now, evented=True)
+
+    def _inside(self, name: str) -> bool:
+        """Whether no folder on the way to `name` is a link (an event can come through one)."""
+        folder = posixpath.dirname(name)
+        return not folder or os.path.realpath(self.inbox / folder) == f"{self._real_inbox}/{folder}"
 
     def _observe(self, name: str, now: float, *, closed: bool = False, written: bool = False,
                  evented: bool = False) -> None:
@@ -201,7 +232,7 @@ class Pickup:
         except OSError:
             self.drop(name)
             return
-        if not path.is_file():
+        if not path.is_file() or not self._inside(name):
             self.drop(name)
             return
         seen = self._seen.get(name)
@@ -240,9 +271,10 @@ class Pickup:
         polling = self.mode is WatchMode.polling
         self._next_scan = now + (self.config.poll_interval if polling else self.config.rescan_interval)
         try:
-            with os.scandir(self.inbox) as entries:
-                names = {e.name for e in entries if is_tracked_name(e.name) and e.is_file()}
+            names = files_in(self.inbox, self._depth)
         except FileNotFoundError:
+            if self.inbox.is_dir():  # a subfolder went away while it was read: look again next time
+                return
             raise FatalError(FatalCode.folder_unusable, f"the inbox {self.inbox} is gone") from None
         except OSError as exc:  # a share hiccup: look again at the next scan
             log.warning("scan_failed", inbox=str(self.inbox), error=str(exc))

@@ -9,6 +9,7 @@ means "finish": write the sidecar if missing and move the request to done/, neve
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -35,14 +36,17 @@ class Publisher:
 
         Raises OSError (disk full, permissions) with nothing partial left behind.
         """
-        outbox, stem, fmt = self.layout.outbox, output.stem, output.format
+        stem, fmt = output.stem, output.format
+        outbox = self.layout.outbox / output.folder
+        outbox.mkdir(parents=True, exist_ok=True)
         tmp = write_temp_audio(audio, outbox, f"{stem}.{fmt.value}", fmt, output.sample_format, output.level)
         self.faults.reach(FaultPoint.after_audio_temp)
         try:
             while True:  # another daemon may take the name between choosing and linking it
                 base = files.free_stem(outbox, stem, (f".{fmt.value}", ".json"))
                 audio_name = f"{base}.{fmt.value}"
-                journal = {"audio": audio_name, "sidecar": f"{base}.json", "content": sidecar_for(base)}
+                journal = {"audio": posixpath.join(output.folder, audio_name),
+                           "sidecar": posixpath.join(output.folder, f"{base}.json"), "content": sidecar_for(base)}
                 self.layout.write_journal(claimed, journal)
                 if files.link_no_clobber(tmp, outbox / audio_name):
                     break
@@ -64,14 +68,15 @@ class Publisher:
             return None
         return journal
 
-    def complete(self, claimed: Path, journal: dict[str, Any], attachments: Iterable[str],
+    def complete(self, claimed: Path, name: str, journal: dict[str, Any], attachments: Iterable[str],
                  still_needed: set[str]) -> Path:
         """Write the sidecar unless it is there, then move the request to done/; returns its new path."""
-        if not (self.layout.outbox / journal["sidecar"]).exists():
+        sidecar = self.layout.outbox / journal["sidecar"]
+        if not sidecar.exists():
             data = (json.dumps(journal["content"], indent=2, ensure_ascii=False) + "\n").encode()
-            files.publish(self.layout.outbox, journal["sidecar"], data)
+            files.publish(sidecar.parent, sidecar.name, data)
         self.faults.reach(FaultPoint.after_sidecar)
         self.faults.reach(FaultPoint.before_done_move)
-        final = self.layout.finish(claimed, self.layout.done, attachments, still_needed)
+        final = self.layout.finish(claimed, name, self.layout.done, attachments, still_needed)
         self.faults.reach(FaultPoint.after_done_move)
         return final

@@ -151,12 +151,17 @@ def _error_from_validation(exc: ValidationError) -> RequestError:
     return RequestError(code, f"Field {field!r}: {err['msg']}{shown}.", field=field)
 
 
-def validate_request(fields: dict[str, Any], limits: Limits = Limits()) -> Request:
-    """Validate already-decoded fields (and the rules across fields) into a Request."""
+def validate_fields(fields: dict[str, Any], limits: Limits = Limits()) -> Request:
+    """Validate already-decoded fields one by one (known, typed, in range), not the rules across fields."""
     try:
-        request = Request.model_validate(fields, context=limits)
+        return Request.model_validate(fields, context=limits)
     except ValidationError as exc:
         raise _error_from_validation(exc) from None
+
+
+def validate_request(fields: dict[str, Any], limits: Limits = Limits()) -> Request:
+    """Validate already-decoded fields (and the rules across fields) into a Request."""
+    request = validate_fields(fields, limits)
     if request.prompt is None and request.continuation is None:
         raise RequestError(ErrorCode.invalid_request,
                            "The request needs a 'prompt' (\"\" for none), or a 'continuation' to continue.",
@@ -219,6 +224,24 @@ def decode_request(data: bytes, limits: Limits = Limits()) -> dict[str, Any]:
     return value
 
 
+def decode_file(data: bytes, name: str, limits: Limits = Limits()) -> dict[str, Any]:
+    """A request file's own fields: its JSON object, or, for a `*.txt` file, its text as the prompt."""
+    if not name.lower().endswith(".txt"):
+        return decode_request(data, limits)
+    if len(data) > limits.request_bytes:
+        raise RequestError(ErrorCode.request_too_large,
+                           f"The request file is {len(data)} bytes; at most {limits.request_bytes} are allowed.")
+    try:
+        text = data.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as exc:
+        raise RequestError(ErrorCode.invalid_request, f"The text file is not valid UTF-8 (byte {exc.start}); save "
+                           "it as UTF-8.", field="prompt") from None
+    if not text:
+        raise RequestError(ErrorCode.invalid_request, "The text file is empty; its text is the prompt.",
+                           field="prompt")
+    return {"prompt": text}
+
+
 def parse_request(data: bytes, limits: Limits = Limits()) -> tuple[dict[str, Any], Request]:
     """Bytes of a request file -> (the object as received, the validated Request)."""
     fields = decode_request(data, limits)
@@ -231,3 +254,12 @@ def request_schema() -> dict[str, Any]:
     schema["title"] = "musicgen-watcher request"
     return schema
 
+
+
+def preset_schema() -> dict[str, Any]:
+    """The JSON Schema of a folder's `defaults.json`: the request's fields, each optional."""
+    schema = Request.model_json_schema()
+    schema["title"] = "musicgen-watcher preset (defaults.json)"
+    schema["description"] = ("Default fields for the requests in this folder and below it; the nearest preset "
+                             "wins, and a request's own fields win over every preset.")
+    return schema

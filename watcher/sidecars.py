@@ -55,6 +55,7 @@ def done_sidecar(claimed: Claimed, generated: Generated, audio: Audio, *, base: 
         },
         "attempt": claimed.attempt,
         "daemon": daemon_id,
+        **({"presets": list(prepared.checked.presets)} if prepared.checked.presets else {}),
         **_metadata(prepared.checked.received),
         "versions": versions(),
     }

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import files
 from .intake import Beside, Policy, check, prepare
+from .presets import Presets
 from .requests import require_plain_name
 
 
@@ -48,10 +49,12 @@ def submit(inbox: Path, fields: dict[str, Any], policy: Policy, *, name: str | N
             written.append(_publish_free(inbox, upload.name, upload.data))
             fields[field] = written[-1].name
         data = (json.dumps(fields, indent=2, ensure_ascii=False) + "\n").encode()
+        name = f"{stem}.json"
+        presets = Presets(inbox, policy.limits).above(name)
         if "melody" in fields or "continuation" in fields:
-            prepare(data, stem, policy, Beside(inbox))  # reads the attachments as the daemon will
+            prepare(data, name, policy, Beside(inbox), presets)  # reads the attachments as the daemon will
         else:
-            check(data, policy)
+            check(data, name, policy, presets)
         return _publish_free(inbox, f"{stem}.json", data)
     except BaseException:
         for path in written:

@@ -19,7 +19,7 @@ from ..folders import Layout
 from ..intake import Policy
 from ..models import ALIASES
 from ..options import AudioFormat
-from .api import router
+from .api import Context, api
 from .auth import COOKIE, Guard
 from .board import Board
 from .feed import Feed
@@ -31,7 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The console for the folders of `settings`."""
     layout = Layout.from_settings(settings)
     policy = Policy.from_settings(settings)
-    board = Board(layout, settings.limits.request_bytes, settings.daemon.heartbeat_timeout)
+    board = Board(layout, settings.request_limits, settings.watch.depth, settings.daemon.heartbeat_timeout)
     feed = Feed(board)
     guard = Guard(settings.web.token)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -48,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.middleware("http")(guard)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(router(board, feed, policy, layout.inbox, settings.web.max_upload_bytes))
+    app.state.context = Context(board, feed, policy, layout.inbox, settings.web.max_upload_bytes)
+    app.include_router(api)
     page: dict[str, Any] = {"version": __version__, "default_model": policy.default_model,
                             "models": [m for m in policy.allowed_models if m not in ALIASES],
                             "formats": [f.value for f in AudioFormat], "max_duration": policy.limits.max_duration,

@@ -10,7 +10,6 @@ no path is built from it.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -18,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ..folders import STATUS_SUFFIX, Layout
+from ..names import is_tracked_name, request_id
 from ..overview import daemons, waiting
+from ..requests import Limits
 
 #: a page of done or failed requests at most
 MAX_PAGE = 200
+#: a listing is read again at least this often (seconds): a new file in a subfolder changes only that one's mtime
+_SUBFOLDERS_AGE = 2.0
 _ERROR_SUFFIX = ".error.json"
 
 
@@ -40,12 +43,15 @@ class Listed:
 
 
 class _Listing:
-    """The `*.json` files of one folder that `keep` accepts, newest first, re-read only when the folder changed."""
+    """The files of one folder (and its subfolders) ending in `suffix`, newest first.
+
+    Read again when the folder changed (its mtime), or a subfolder may have (every few seconds).
+    """
 
     def __init__(self, folder: Path, suffix: str) -> None:
         self.folder = folder
         self.suffix = suffix
-        self._mtime_ns = -1
+        self._read = (-1, 0.0)  # the folder's mtime, and time.monotonic() when it was read
         self._items: list[Listed] = []
         self._by_id: dict[str, Listed] = {}
         self._lock = threading.Lock()
@@ -56,8 +62,8 @@ class _Listing:
                 mtime_ns = self.folder.stat().st_mtime_ns
             except OSError:
                 return []
-            if mtime_ns != self._mtime_ns:
-                self._mtime_ns = mtime_ns
+            if mtime_ns != self._read[0] or time.monotonic() - self._read[1] > _SUBFOLDERS_AGE:
+                self._read = (mtime_ns, time.monotonic())
                 self._items = sorted(self._scan(), key=lambda i: (i.mtime_ns, i.id), reverse=True)
                 self._by_id = {item.id: item for item in self._items}
             return self._items
@@ -68,18 +74,15 @@ class _Listing:
 
     def _scan(self) -> list[Listed]:
         found = []
-        with os.scandir(self.folder) as entries:
-            for entry in entries:
-                name = entry.name
-                if name.startswith(".") or not name.endswith(self.suffix):
-                    continue
-                if self.suffix == ".json" and name.endswith((_ERROR_SUFFIX, STATUS_SUFFIX)):
-                    continue
-                try:
-                    mtime_ns = entry.stat().st_mtime_ns
-                except OSError:
-                    continue
-                found.append(Listed(name.removesuffix(self.suffix), mtime_ns, name))
+        for path in self.folder.rglob(f"*{self.suffix}"):
+            name = path.relative_to(self.folder).as_posix()
+            if not is_tracked_name(name) or (self.suffix == ".json" and name.endswith((_ERROR_SUFFIX, STATUS_SUFFIX))):
+                continue
+            try:
+                mtime_ns = path.stat().st_mtime_ns
+            except OSError:
+                continue
+            found.append(Listed(name.removesuffix(self.suffix), mtime_ns, name))
         return found
 
 
@@ -94,9 +97,10 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 class Board:
     """Reads the folders of one share for the console and its API."""
 
-    def __init__(self, layout: Layout, request_bytes: int, heartbeat_timeout: float) -> None:
+    def __init__(self, layout: Layout, limits: Limits, depth: int, heartbeat_timeout: float) -> None:
         self.layout = layout
-        self.request_bytes = request_bytes
+        self.limits = limits
+        self.depth = depth
         self.heartbeat_timeout = heartbeat_timeout
         self._done = _Listing(layout.outbox, ".json")
         self._failed = _Listing(layout.failed, _ERROR_SUFFIX)
@@ -106,18 +110,19 @@ class Board:
     def waiting(self) -> list[dict[str, Any]]:
         """The inbox in the order it will be taken, with each request's place in line."""
         return [{"id": w.request_id, "state": "waiting", "position": n, **w.as_dict()}
-                for n, w in enumerate(waiting(self.layout, self.request_bytes), start=1)]
+                for n, w in enumerate(waiting(self.layout, self.limits, self.depth), start=1)]
 
     def running(self) -> list[dict[str, Any]]:
         """Every daemon's claimed requests, with progress, elapsed and estimated seconds once started."""
         out = []
         now = time.time()
-        for path in sorted(self.layout.processing.glob("*/*.json")):
-            if path.name.endswith(STATUS_SUFFIX):
-                continue
-            item: dict[str, Any] = {"id": path.stem, "state": "running", "daemon": path.parent.name,
-                                    "progress": 0.0, "started_at": None, "batch": [path.stem]}
-            status = _read_json(path.with_name(f"{path.stem}{STATUS_SUFFIX}"))
+        claimed = [(d, name) for d in sorted(self.layout.processing.iterdir()) if d.is_dir()
+                   for name in Layout.requests_in(d)]
+        for claim_dir, name in claimed:
+            path = claim_dir / name
+            item: dict[str, Any] = {"id": request_id(name), "state": "running", "daemon": claim_dir.name,
+                                    "progress": 0.0, "started_at": None, "batch": [request_id(name)]}
+            status = _read_json(Layout.status_file(path))
             if status is not None:
                 item.update({k: status[k] for k in ("progress", "started_at", "batch") if k in status})
                 item.update(_times(status, now))
@@ -161,9 +166,9 @@ class Board:
         done = self._done.get(request_id)
         sidecar = _read_json(self.layout.outbox / done.name) if done is not None else None
         audio = sidecar.get("audio") if sidecar else None
-        if not isinstance(audio, str) or "/" in audio or audio.startswith("."):
+        if done is None or not isinstance(audio, str) or "/" in audio or audio.startswith("."):
             return None
-        path = self.layout.outbox / audio
+        path = (self.layout.outbox / done.name).parent / audio
         return path if path.is_file() else None
 
     def done_entry(self, request_id: str) -> Listed | None:
@@ -179,7 +184,7 @@ class Board:
 
     def _failed_item(self, item: Listed) -> dict[str, Any]:
         error = _read_json(self.layout.failed / item.name) or {}
-        request = _read_json(self.layout.failed / f"{item.id}.json")
+        request = _read_json(self.layout.failed / f"{item.id}.json")  # a .txt request shows as its error alone
         return {"id": item.id, "state": "failed", "request_id": error.get("request_id", item.id),
                 "error": error.get("error", {}), "failed_at": error.get("failed_at"), "request": request,
                 "cursor": item.cursor}
