@@ -16,14 +16,21 @@ busy (/proc/stat minus the measured processes); a pair above `--noise` cores is 
 Ratio = daemon claimed→moved / bare generate, per batch size (target <= 1.05 at batch 1 and 4, 5 s
 of audio, full-size stand-in). The daemon's own `generate_seconds` (from the sidecars) shows where
 a difference goes: inside the generate call, or around it.
+
+With `--console`, a third side runs the daemon with the web console on and a client listening to
+its Server-Sent Events the whole time, as an open browser tab would (target: console / daemon <= 1.02).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import socket
 import subprocess
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -80,16 +87,35 @@ def daemon_batch(daemon: bl.DaemonProcess, data: bl.DataRoot, batch: dict[str, A
             "batch_sizes": sorted({s["batch_size"] for s in sidecars}), "other_cores": noise.stop()}
 
 
-def run_daemon(env: dict[str, str], spec: dict[str, Any], work: Path, timeout: float) -> dict[str, Any]:
+def listen(url: str) -> threading.Thread:
+    """A client reading the console's event stream until the daemon goes away, as an open browser tab does."""
+    def read() -> None:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=3600) as stream:
+            while stream.readline():
+                pass
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_daemon(env: dict[str, str], spec: dict[str, Any], work: Path, timeout: float,
+               console: bool = False) -> dict[str, Any]:
     rows = []
     for n, batch in enumerate(spec["batches"]):
         base = bl.fresh_dir(work / f"batch{n}")
         data = bl.DataRoot(base / "data")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         config = bl.write_config(base / "config.toml", data, watch={"mode": "inotify"},
-                                 engine={"device": "cpu", "preload": True, "max_batch": len(batch["prompts"])})
+                                 engine={"device": "cpu", "preload": True, "max_batch": len(batch["prompts"])},
+                                 web={"enabled": console, "port": port})
         daemon = bl.DaemonProcess(config, env, base / "daemon.log")
         try:
             daemon.wait_named("model_loaded", timeout)
+            if console:
+                listen(f"http://127.0.0.1:{port}/api/events")
             rows.append(daemon_batch(daemon, data, batch, f"b{n}", spec["duration"], timeout))
             daemon.stop()
         finally:
@@ -101,12 +127,13 @@ def measure(args: argparse.Namespace, env: dict[str, str], work: Path, spec: dic
             timeout: float) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Alternate the two sides `--rounds` times (bare first in odd rounds, daemon first in even ones)."""
     rounds, phases = [], {}
+    sides = ["bare", "daemon", *(["console"] if args.console else [])]
     for r in range(args.rounds):
         result: dict[str, Any] = {}
-        for side in (["bare", "daemon"] if r % 2 == 0 else ["daemon", "bare"]):
+        for side in (sides if r % 2 == 0 else sides[::-1]):
             watch = bl.CpuWatch()
             result[side] = run_bare(env, spec, timeout) if side == "bare" else \
-                run_daemon(env, spec, work / f"round{r + 1}", timeout)
+                run_daemon(env, spec, work / f"round{r + 1}-{side}", timeout, console=side == "console")
             phases[f"round {r + 1} {side}"] = watch.stop()
         rounds.append(result)
     return rounds, phases
@@ -134,6 +161,19 @@ def report(rounds: list[dict[str, Any]], noise: float) -> tuple[list[list[Any]],
     return rows, ratios
 
 
+def console_ratios(rounds: list[dict[str, Any]]) -> dict[int, float]:
+    """Per batch size: the daemon with the console on and a listener, over the daemon alone."""
+    totals: dict[int, list[float]] = {}
+    for result in rounds:
+        if "console" not in result:
+            return {}
+        for plain, console in zip(result["daemon"]["batches"], result["console"]["batches"], strict=True):
+            sums = totals.setdefault(plain["size"], [0.0, 0.0])
+            sums[0] += console["seconds"]
+            sums[1] += plain["seconds"]
+    return {size: c / d for size, (c, d) in totals.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     bl.add_size_options(parser, "smoke run: tiny, 2 s of audio")
@@ -143,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads on both sides (default: cores full-size, 1 tiny)")
     parser.add_argument("--noise", type=float, default=0.1, help="flag pairs where other processes kept more cores "
                         "busy than this (default 0.1)")
+    parser.add_argument("--console", action="store_true", help="also the daemon with the web console and a listener")
     bl.add_load_options(parser)
     parser.add_argument("--bare-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -161,9 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     info = bl.base_info()
     rounds, phases = measure(args, env, work, spec, 3600.0 if full_size else 300.0)
     rows, ratios = report(rounds, args.noise)
+    with_console = console_ratios(rounds)
     path = bl.save_result("overhead", {**info, "benchmark": "overhead", "full_size": full_size, "spec": spec,
                                        "threads": threads, "phases": phases, "rounds": rounds,
-                                       "ratios": {str(k): v for k, v in ratios.items()}, "target": "<= 1.05"})
+                                       "ratios": {str(k): v for k, v in ratios.items()}, "target": "<= 1.05",
+                                       "console_ratios": {str(k): v for k, v in with_console.items()}})
     print(bl.header_block(f"Daemon overhead vs AudioCraft alone ({'full-size' if full_size else 'tiny'} "
                           f"musicgen-small stand-in, {duration:g} s, batches {args.batches}, {threads} torch "
                           f"thread(s), {args.rounds} round(s))", info, phases))
@@ -173,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                     "daemon batch sizes"], rows))
     print("\n" + "; ".join(f"batch {size}: daemon / AudioCraft = {ratio:.3f} (target <= 1.05)"
                            for size, ratio in ratios.items()))
+    if with_console:
+        print("With the console on and a client listening to its events: " + "; ".join(
+            f"batch {size}: console / daemon = {ratio:.3f} (target <= 1.02)" for size, ratio in with_console.items()))
     print(f"\nJSON: {path.relative_to(bl.REPO)}")
     return 0
 

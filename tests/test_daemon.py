@@ -137,16 +137,16 @@ def test_compatible_requests_share_a_batch(data: DataRoot, run_once: RunOnce) ->
 
 def test_junk_is_ignored(data: DataRoot, run_once: RunOnce) -> None:
     junk = [".hidden.json", "x.json.tmp", "y.json.part", "z.json~", "._mac.json", ".DS_Store", "Thumbs.db",
-            "desktop.ini", "notes.txt"]
+            "desktop.ini", "notes.md", "x.status.json", "x.error.json"]
     for name in junk:
         (data.inbox / name).write_text('{"prompt": "x"}')
-    for folder in ("@eaDir", "sub"):
+    for folder in ("@eaDir", ".Trash", "Thumbs.db.part"):  # a NAS's index, a hidden folder, a folder in junk's name
         (data.inbox / folder).mkdir()
         (data.inbox / folder / "nested.json").write_text('{"prompt": "x"}')
     data.drop("real.json", {"prompt": "x", "duration": 0.2})
     run_once()
     assert data.listing("done") == ["real.json"]
-    assert data.listing("inbox") == sorted([*junk, "@eaDir", "sub"])
+    assert data.listing("inbox") == sorted([*junk, "@eaDir", ".Trash", "Thumbs.db.part"])
     assert data.listing("failed") == []
 
 

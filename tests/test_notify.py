@@ -90,7 +90,7 @@ def test_webhooks_are_retried_signed_and_carry_the_sidecar(data: DataRoot, start
     titles = sorted(r["json"]["title"] for r in receiver.accepted("/apprise"))
     assert titles == ["musicgen-watcher: bad failed", "musicgen-watcher: ok is done"]
     assert len(daemon.events("notified")) == 4 and len(daemon.events("notify_failed")) == 8  # 2 per delivery
-    assert not list((data.processing / "test" / "notify").glob("*.json"))
+    assert not list((data.processing / "test" / ".notify").glob("*.json"))
 
 
 def test_a_receiver_that_hangs_does_not_slow_the_queue(data: DataRoot, start_daemon: StartDaemon,
@@ -115,7 +115,7 @@ def test_a_delivery_pending_at_a_kill_is_sent_after_the_restart(data: DataRoot, 
     daemon = start_daemon(notify=notify)
     data.drop("kept.json", {"prompt": "x", "duration": 0.2})
     wait_for(lambda: len(daemon.events("notify_failed")) >= 1, what="a failed try")
-    pending = list((data.processing / "test" / "notify").glob("*.json"))
+    pending = list((data.processing / "test" / ".notify").glob("*.json"))
     assert [p.name for p in pending] == ["done-kept-0.json"]
     daemon.stop(signal.SIGKILL)
     receiver.fail_first = 0
@@ -124,4 +124,4 @@ def test_a_delivery_pending_at_a_kill_is_sent_after_the_restart(data: DataRoot, 
     wait_for(lambda: len(receiver.accepted()) == 1, timeout=60, what="the delivery after the restart")
     assert receiver.accepted()[0]["json"] == data.sidecar("kept")
     assert restarted.stop() == 0
-    assert not list((data.processing / "test" / "notify").glob("*.json"))
+    assert not list((data.processing / "test" / ".notify").glob("*.json"))

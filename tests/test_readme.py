@@ -27,7 +27,7 @@ def test_every_error_code_is_in_the_table() -> None:
 def test_request_examples_are_valid() -> None:
     blocks = re.findall(r"```json\n(\{.*?\})\n```", README, flags=re.S)
     examples = [json.loads(b) for b in blocks if '"status"' not in b]
-    assert len(examples) == 5
+    assert len(examples) == 6
     for example in examples:
         validate_request(example)
 

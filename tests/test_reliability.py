@@ -42,8 +42,9 @@ def user_visible_leftovers(data: DataRoot) -> list[Path]:
 
 def test_kill_at_every_point_then_recover(data: DataRoot, standins: Path) -> None:
     names = [f"job{i}" for i in range(len(FaultPoint) + 2)]
+    takes = {name: 1 + i % 2 for i, name in enumerate(names)}  # every other one asks for two takes
     for name in names:
-        data.drop(f"{name}.json", {"prompt": name, "duration": 0.5, "seed": 1})
+        data.drop(f"{name}.json", {"prompt": name, "duration": 0.5, "seed": 1, "takes": takes[name]})
     # One crash at each point in turn; each restart first recovers what the last one left, so the
     # same request may die several times: allow that many attempts (the poison test covers the limit).
     for point in FaultPoint:
@@ -59,11 +60,14 @@ def test_kill_at_every_point_then_recover(data: DataRoot, standins: Path) -> Non
     assert sorted(data.listing("done")) == sorted(f"{n}.json" for n in names)
     outputs = published(data)
     assert sorted(outputs) == sorted(names)
+    expected = {name: [name] if takes[name] == 1 else [f"{name}-1", f"{name}-2"] for name in names}
     for name, audio in outputs.items():
-        assert audio == [f"{name}.wav"], (name, audio)  # published exactly once, under its own name
-        info = sf.info(str(data.outbox / f"{name}.wav"))
-        assert (info.samplerate, info.frames) == (SAMPLE_RATE, SAMPLE_RATE // 2)
-    assert sorted(p.name for p in data.outbox.iterdir()) == sorted(f"{n}.{e}" for n in names for e in ("wav", "json"))
+        assert sorted(audio) == [f"{base}.wav" for base in expected[name]], (name, audio)  # exactly once each
+        for file in audio:
+            info = sf.info(str(data.outbox / file))
+            assert (info.samplerate, info.frames) == (SAMPLE_RATE, SAMPLE_RATE // 2)
+    assert sorted(p.name for p in data.outbox.iterdir()) == sorted(
+        f"{base}.{e}" for bases in expected.values() for base in bases for e in ("wav", "json"))
     assert user_visible_leftovers(data) == []
     assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]
 

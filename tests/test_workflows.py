@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import soundfile as sf
+
 from tests.conftest import DataRoot, RunOnce, cli, config_file, write_wav
 from watcher.config import RetentionConfig
 from watcher.folders import Layout
@@ -109,3 +111,37 @@ def test_validate_and_schema_cover_presets(data: DataRoot) -> None:
                                "bad/defaults.json is broken:")
     schema = json.loads(cli("schema", "--preset").stdout)
     assert schema["title"] == "musicgen-watcher preset (defaults.json)" and "duration" in schema["properties"]
+
+
+def test_takes_are_versions_from_one_batch(data: DataRoot, run_once: RunOnce) -> None:
+    data.drop("three.json", {"prompt": "a theme", "duration": 0.5, "takes": 3, "output": "theme"})
+    data.drop("one.json", {"prompt": "a theme", "duration": 0.5})
+    run_once(engine={"max_batch": 4})
+    sidecars = [data.sidecar(f"theme-{n}") for n in (1, 2, 3)]
+    assert [(s["take"], s["takes"], s["batch_size"], s["audio"]) for s in sidecars] == [
+        (n, 3, 3, f"theme-{n}.wav") for n in (1, 2, 3)]
+    assert len({s["seed"] for s in sidecars}) == 1  # one generate call, one seed: each take drew its own samples
+    first, second = (sf.read(str(data.outbox / f"theme-{n}.wav"))[0] for n in (1, 2))
+    assert len(first) == len(second) == 16000 and not (first == second).all()
+    assert data.where("three") == "done" and data.sidecar("one")["batch_size"] == 1  # a multi-take request runs alone
+
+
+def test_a_jsonl_batch_ends_when_its_lines_have(data: DataRoot, run_once: RunOnce) -> None:
+    lines = [json.dumps({"prompt": "one", "duration": 0.2}), "",
+             json.dumps({"prompt": "two", "duration": 0.2, "output": "second", "metadata": {"row": 3}}), "{broken"]
+    (data.inbox / "set.jsonl").write_text("\n".join(lines) + "\n")
+    (data.inbox / "bad.jsonl").write_text("{nope\n[1]\n")
+    run_once()
+    assert (data.done / "set.jsonl").exists() and (data.done / "set-1.json").exists()
+    assert data.sidecar("set-1")["request"] == {"prompt": "one", "duration": 0.2}
+    assert data.sidecar("second")["metadata"] == {"row": 3} and (data.done / "second.json").exists()
+    assert data.error("set-4")["error"]["code"] == "invalid_json"
+    summary = json.loads((data.outbox / "set.batch.json").read_text())
+    assert (summary["status"], summary["done"], summary["failed"]) == ("done", 2, 1)
+    assert [(line["line"], line["request_id"], line["status"]) for line in summary["lines"]] == [
+        (1, "set-1", "done"), (3, "second", "done"), (4, "set-4", "failed")]
+    assert (data.failed / "bad.jsonl").exists()
+    error = json.loads((data.failed / "bad.error.json").read_text())
+    assert error["error"]["code"] == "batch_failed" and error["failed"] == 2
+    assert [p.name for p in data.inbox.iterdir()] == []
+    assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]

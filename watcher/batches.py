@@ -84,10 +84,10 @@ class Batches:
             for item in group:
                 log.info("started", request_id=item.request_id, model=model.name, duration=request.duration,
                          batch_size=len(group))
+            jobs = [_prepared(i).job for i in group for _ in range(_prepared(i).request.takes)]
             with self.heartbeat.doing("generating"):
-                outputs = engine.generate(model, [_prepared(i).job for i in group], duration=request.duration,
-                                          sampling=request.sampling, seed=request.seed,
-                                          progress=Progress(self, group, started_at))
+                outputs = engine.generate(model, jobs, duration=request.duration, sampling=request.sampling,
+                                          seed=request.seed, progress=Progress(self, group, started_at))
         except Abandoned:
             for item in group:
                 self.outcomes.put_back(item)
@@ -109,9 +109,10 @@ class Batches:
         finally:
             self.metrics.observe_engine(engine.resident, engine.loads)
         self.metrics.generation_seconds.observe(outputs[0].generate_seconds)
-        self.metrics.batch_size.observe(len(group))
-        for item, generated in zip(group, outputs, strict=True):
-            self.outcomes.publish(item, dataclasses.replace(generated, load_seconds=load_seconds), started_at)
+        self.metrics.batch_size.observe(len(jobs))
+        made = iter(dataclasses.replace(generated, load_seconds=load_seconds) for generated in outputs)
+        for item in group:  # each request its own takes, in order
+            self.outcomes.publish(item, [next(made) for _ in range(_prepared(item).request.takes)], started_at)
 
     def _load(self, engine: Engine, group: list[Claimed]) -> float:
         model = _prepared(group[0]).model

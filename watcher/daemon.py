@@ -25,6 +25,8 @@ from .folders import Layout
 from .hooks import Hooks
 from .housekeeping import Sweeper
 from .intake import Beside, Claimed, Policy, prepare
+from .jsonl import Batches as ListFiles
+from .jsonl import is_batch_name
 from .lineup import Lineup
 from .metrics import Metrics
 from .names import is_tracked_name, request_id
@@ -71,6 +73,7 @@ class Daemon:
         self.presence = Presence(self.layout, settings.daemon.heartbeat_timeout)
         self.heartbeat = Heartbeat(self.presence, settings.daemon.heartbeat_interval, self._describe, self.stop.wake,
                                    self._export_metrics)
+        self.lists = ListFiles(self.layout, self.policy.limits.request_bytes)
         self.batches = Batches(lambda: self.warmup.engine, self.outcomes, self.stop, self.heartbeat, self.faults,
                                self.metrics, self.layout)
         self.skips: dict[str, int] = {}
@@ -211,6 +214,9 @@ class Daemon:
 
     def _step(self) -> bool:
         """Run one batch if there is one; False when there was nothing to do."""
+        for listed, summary in self.lists.finished():
+            if self.outcomes.end_batch(listed, summary):
+                self.lists.forget(listed)
         held = self.retries.due()
         if held is not None:
             if not self.outcomes.resume(held):
@@ -265,6 +271,9 @@ class Daemon:
         ready = []
         wait = self.settings.watch.attachment_wait
         for item in claimed:
+            if is_batch_name(item.name):
+                self._expand(item)
+                continue
             attachments = Beside(self.layout.inbox / posixpath.dirname(item.name), self._attachment_complete,
                                  item.ready_at + wait, wait)
             try:
@@ -283,13 +292,22 @@ class Daemon:
         if ready:
             self.batches.run(ready)
 
+    def _expand(self, claimed: Claimed) -> None:
+        """A `.jsonl` batch: its lines go into the inbox as requests; it stays claimed until they end."""
+        try:
+            self.lists.expand(claimed)
+        except RequestError as exc:
+            self.outcomes.fail(claimed, exc)
+            return
+        self.layout.uncount_attempt(claimed.path)  # expanded: waiting for its lines is no attempt that can crash
+
     def _drained(self) -> bool:
         """Nothing held, nothing ready, and nothing on its way but empty files.
 
         Requests held for a retry (the model could not be fetched) count as drained once tried:
         `--once` puts them back in the inbox for the next run rather than wait.
         """
-        if not self.retries.all_tried() or self.lineup.eligible():
+        if not self.retries.all_tried() or self.lists or self.lineup.eligible():
             return False
         pending = [self.layout.inbox / name for name in self.pickup.pending()]
         waiting = [p for p in pending if p.exists() and p.stat().st_size > 0]

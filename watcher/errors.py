@@ -58,6 +58,8 @@ class ErrorCode(StrEnum):
     output_failed = "output_failed"
     #: the daemon died `engine.max_attempts` times while running this request
     crashed_repeatedly = "crashed_repeatedly"
+    #: every line of a `.jsonl` batch failed (each line's own error is beside it)
+    batch_failed = "batch_failed"
 
 
 class WatcherError(Exception):

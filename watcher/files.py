@@ -7,9 +7,12 @@ then give it its final name in one step, never replacing a file that is already 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import shutil
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,9 +30,13 @@ def refused(exc: OSError) -> bool:
     return exc.errno in _REFUSALS
 
 
+#: who wrote a temporary: a short mark of this host, and the pid (`Layout.remove_orphans` reads them back)
+_WRITER = hashlib.sha1(socket.gethostname().encode(), usedforsecurity=False).hexdigest()[:6]
+
+
 def temp_path(folder: Path, name: str) -> Path:
     """A hidden, unique temporary name in `folder`, which pickup and users' tools skip."""
-    return folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    return folder / f".{name}.{_WRITER}-{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
 
 def is_temp(path: Path) -> bool:
@@ -161,12 +168,39 @@ def move_no_clobber(src: Path, folder: Path, *, suffix_from: str | None = None) 
     raise AssertionError("unreachable")
 
 
-def remove_temps(folder: Path) -> list[Path]:
-    """Delete our temporary files left in `folder` by an interrupted run; returns them."""
+def remove_temps(folder: Path, *, keep: set[Path] | frozenset[Path] = frozenset(),
+                 older_than: float = 0.0) -> list[Path]:
+    """Delete our temporary files left in `folder` by an interrupted run (but `keep`, and those younger than
+    `older_than` seconds, unless they are this process's own); returns them."""
     removed = []
     if folder.is_dir():
+        now = time.time()
         for path in folder.iterdir():
-            if is_temp(path) and path.is_file():
-                path.unlink(missing_ok=True)
-                removed.append(path)
+            if not is_temp(path) or not path.is_file() or path in keep:
+                continue
+            try:
+                young = now - path.stat().st_mtime < older_than
+            except OSError:
+                continue
+            if young and not _died_here(path):
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
     return removed
+
+
+def _died_here(temp: Path) -> bool:
+    """Whether `temp` was written on this host by a process that is gone (or by this one)."""
+    parts = temp.name.split(".")
+    writer, _, pid = parts[-3].partition("-") if len(parts) >= 4 else ("", "", "")
+    if writer != _WRITER or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False

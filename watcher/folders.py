@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from .config import Settings
 
 FOLDER_NAMES = ("inbox", "processing", "outbox", "done", "failed")
+#: a temporary in a shared folder younger than this may be another daemon's, still being written
+_TEMP_AGE = 3600.0
 STATUS_SUFFIX = ".status.json"
 
 
@@ -153,15 +155,21 @@ class Layout:
         return value if isinstance(value, dict) else None
 
     def clear_bookkeeping(self, claimed: Path) -> None:
-        """Remove a finished request's status, attempts and journal files."""
-        for path in (self.status_file(claimed), self.attempts_file(claimed), self.journal_file(claimed)):
+        """Remove a finished request's status, attempts and journal files (and a batch's record of its lines)."""
+        for path in (self.status_file(claimed), self.attempts_file(claimed), self.journal_file(claimed),
+                     claimed.with_name(f".{claimed.name}.lines")):
             files.remove(path)
 
     def remove_orphans(self) -> list[Path]:
-        """Delete temporaries and bookkeeping left without a request by an interrupted run."""
+        """Delete temporaries and bookkeeping left without a request by an interrupted run.
+
+        A temporary a journal names is a publication to finish, and one younger than an hour may be another
+        daemon's on the same share, still being written: both stay.
+        """
         folders = [self.outbox, self.done, self.failed, self.claim_dir, self.notify_dir]
         folders += [p for folder in folders[:4] if folder.is_dir() for p in folder.rglob("*") if p.is_dir()]
-        removed = [p for folder in folders for p in files.remove_temps(folder)]
+        keep = self._journaled_temps()
+        removed = [p for folder in folders for p in files.remove_temps(folder, keep=keep, older_than=_TEMP_AGE)]
         held = set(self.claimed_requests())
         for path in self.claim_dir.rglob("*"):
             name = path.relative_to(self.claim_dir).as_posix()
@@ -170,6 +178,17 @@ class Layout:
                 files.remove(path)
                 removed.append(path)
         return removed
+
+    def _journaled_temps(self) -> set[Path]:
+        """The temporaries in the outbox that a journal of any daemon names."""
+        names: set[Path] = set()
+        for journal in self.processing.rglob(".*.journal"):
+            try:
+                entry = json.loads(journal.read_bytes())
+                names.update(self.outbox / o["temp"] for o in entry.get("outputs", []) if "temp" in o)
+            except (OSError, ValueError, TypeError, AttributeError):
+                continue
+        return names
 
     # -- the end of a request ---------------------------------------------------------------
 
@@ -252,7 +271,7 @@ def _bookkeeping_owner(name: str) -> str | None:
     owner = None
     if base.endswith(STATUS_SUFFIX):
         owner = base.removesuffix(STATUS_SUFFIX)
-    for suffix in (".attempts", ".journal"):
+    for suffix in (".attempts", ".journal", ".lines"):
         if base.startswith(".") and base.endswith(suffix):
             owner = posixpath.splitext(base[1:].removesuffix(suffix))[0]
     return None if owner is None else posixpath.join(folder, owner)

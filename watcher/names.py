@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import posixpath
 
-#: the request files: a JSON object of fields, or a text file whose text is the prompt
-REQUEST_SUFFIXES = (".json", ".txt")
+#: the request files: a JSON object of fields, a text file whose text is the prompt, a batch of one a line
+REQUEST_SUFFIXES = (".json", ".txt", ".jsonl")
 #: a folder's default request fields, for the requests in it and below it
 PRESET_NAME = "defaults.json"
 _JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
@@ -34,7 +34,7 @@ _OURS = (".status.json", ".error.json")
 
 
 def is_request_name(name: str) -> bool:
-    """Whether a file in the inbox is a request: a tracked `*.json` or `*.txt`, not a preset or one of ours."""
+    """Whether a file in the inbox is a request: a tracked `*.json`, `*.txt` or `*.jsonl`, not a preset or ours."""
     base = posixpath.basename(name).lower()
     return base.endswith(REQUEST_SUFFIXES) and base != PRESET_NAME and not base.endswith(_OURS) \
         and is_tracked_name(name)

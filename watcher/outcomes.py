@@ -6,6 +6,7 @@ refusing a move (EBUSY, ESTALE...) never loses the request: it stays claimed and
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import posixpath
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import structlog
 
 from . import files
-from .audio import for_format, normalized
+from .audio import Audio, for_format, normalized
 from .errors import ErrorCode, RequestError, TransientError, WatcherError
 from .faults import Faults
 from .folders import Layout
@@ -27,7 +28,7 @@ from .lineup import Lineup
 from .metrics import Metrics
 from .names import beside
 from .notify import Notifier
-from .publish import Publisher
+from .publish import Publisher, SidecarFor, Take, outputs
 from .requests import Limits, attachments_of, decode_file
 from .sidecars import done_sidecar, error_sidecar
 
@@ -106,20 +107,19 @@ class Outcomes:
         self.retries = retries
         self.publisher = Publisher(layout, faults)
 
-    def publish(self, claimed: Claimed, generated: Generated, started_at: str) -> None:
-        """Write the audio and sidecar to the outbox, then move the request to done/."""
+    def publish(self, claimed: Claimed, generated: list[Generated], started_at: str) -> None:
+        """Write the audio and sidecar of each take to the outbox, then move the request to done/."""
         prepared = claimed.prepared
         assert prepared is not None
         output = prepared.output
-
+        takes = []
         try:
-            audio = for_format(normalized(generated.audio, output.normalize), output.format)
-
-            def sidecar(base: str) -> dict[str, Any]:
-                return done_sidecar(claimed, generated, audio, base=base, started_at=started_at,
-                                    daemon_id=self.layout.daemon_id)
-
-            journal = self.publisher.deliver(claimed.path, audio, output, sidecar)
+            for n, made in enumerate(generated, start=1):
+                audio = for_format(normalized(made.audio, output.normalize), output.format)
+                stem = output.stem if len(generated) == 1 else f"{output.stem}-{n}"
+                takes.append(Take(audio, dataclasses.replace(output, stem=stem),
+                                  self._sidecar(claimed, made, audio, started_at, (n, len(generated)))))
+            journal = self.publisher.deliver(claimed.path, takes)
         except RequestError as exc:  # a sample format the container cannot hold
             self.fail(claimed, exc)
             return
@@ -129,32 +129,44 @@ class Outcomes:
             return
         self._complete(claimed, journal)
 
+    def _sidecar(self, claimed: Claimed, made: Generated, audio: Audio, started_at: str,
+                 take: tuple[int, int]) -> SidecarFor:
+        def sidecar(base: str) -> dict[str, Any]:
+            return done_sidecar(claimed, made, audio, base=base, started_at=started_at,
+                                daemon_id=self.layout.daemon_id, take=take)
+
+        return sidecar
+
     def resume(self, claimed: Claimed) -> bool:
-        """Finish a publication whose audio was out before a crash; False when there was none."""
+        """Finish a publication that was under way at a crash; False when there was none."""
         journal = self.publisher.pending(claimed.path)
         if journal is None:
             return False
-        log.info("resumed_publication", request_id=claimed.request_id, audio=journal["audio"])
+        log.info("resumed_publication", request_id=claimed.request_id, audio=[o["audio"] for o in outputs(journal)])
         self._complete(claimed, journal)
         return True
 
     def _complete(self, claimed: Claimed, journal: dict[str, Any]) -> None:
-        """Write the sidecar if it is not there yet, then move the request to done/."""
+        """Write the sidecars that are not there yet, then move the request to done/."""
+        published = outputs(journal)
         try:
-            self.notifier.enqueue("done", posixpath.splitext(journal["sidecar"])[0], journal["content"], claimed.path)
+            for entry in published:
+                self.notifier.enqueue("done", posixpath.splitext(entry["sidecar"])[0], entry["content"],
+                                      claimed.path)
             final = self.publisher.complete(claimed.path, claimed.name, journal, self._attachments(claimed),
                                             self._still_needed(claimed))
         except OSError as exc:
             self.hold(claimed, TransientError(ErrorCode.output_failed, f"Could not finish publishing: {exc}."))
             return
-        content = journal["content"]
-        log.info("finished", request_id=claimed.request_id, audio=journal["audio"], model=content["model"],
-                 seconds=content["timings"]["generate_seconds"], batch_size=content["batch_size"])
+        for entry in published:
+            content = entry["content"]
+            log.info("finished", request_id=claimed.request_id, audio=entry["audio"], model=content["model"],
+                     seconds=content["timings"]["generate_seconds"], batch_size=content["batch_size"])
+            self.metrics.audio_seconds.inc(content["duration_seconds"])
+            self.hooks.run("done", claimed.request_id, {
+                "request": final, "audio": self.layout.outbox / entry["audio"],
+                "sidecar": self.layout.outbox / entry["sidecar"]})
         self._ended(claimed, final, "done")
-        self.metrics.audio_seconds.inc(content["duration_seconds"])
-        self.hooks.run("done", claimed.request_id, {
-            "request": final, "audio": self.layout.outbox / journal["audio"],
-            "sidecar": self.layout.outbox / journal["sidecar"]})
 
     def fail(self, claimed: Claimed, error: WatcherError) -> None:
         """Move the request (and attachments nobody else needs) to failed/, beside its error."""
@@ -176,6 +188,28 @@ class Outcomes:
             return
         self._ended(claimed, final, "failed", error.code.value)
         self.hooks.run("failed", claimed.request_id, {"request": final, "error": error_file})
+
+    def end_batch(self, claimed: Claimed, summary: dict[str, Any]) -> bool:
+        """Move a `.jsonl` batch whose lines have all ended to done/ (its summary in the outbox), or to failed/
+        (the summary as its error) when every line failed."""
+        folder = posixpath.dirname(claimed.name)
+        stem = posixpath.basename(claimed.request_id)
+        data = (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode()
+        done = summary["status"] == "done"
+        target = self.layout.outbox / folder if done else self.layout.failed / folder
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            suffixes = (".batch.json",) if done else (claimed.path.suffix, ".error.json")
+            base = files.free_stem(target, stem, suffixes)
+            files.publish(target, f"{base}{suffixes[-1]}", data)
+            final = self.layout.finish(claimed.path, claimed.name, self.layout.done if done else self.layout.failed,
+                                       (), set())
+        except OSError as exc:
+            log.warning("batch_not_moved", request_id=claimed.request_id, error=str(exc))  # tried again next step
+            return False
+        log.info("batch_finished", request_id=claimed.request_id, done=summary["done"], failed=summary["failed"])
+        self._ended(claimed, final, "done" if done else "failed", "" if done else ErrorCode.batch_failed.value)
+        return True
 
     def hold(self, claimed: Claimed, error: TransientError, delay: float | None = None) -> None:
         """Keep the request claimed and try it again later; the attempt does not count as a crash."""

@@ -97,6 +97,8 @@ class Request(BaseModel):
     normalize: Annotated[Normalize | None, ByValue] = Field(
         None, description="peak, loudness, rms, clip or none; default `output.normalize` (peak).")
     priority: int = Field(0, description="Higher goes first.")
+    takes: Annotated[int, Field(ge=1, le=16)] = Field(
+        1, description="How many versions to make, in one batch: outputs <output>-1 ... <output>-N, a sidecar each.")
     metadata: dict[str, Any] | None = Field(
         None, description="Anything of yours (at most 4 KiB as JSON), passed unchanged to the sidecar, the error "
         "file and the notifications: a pipeline's own ids, say.")

@@ -39,8 +39,8 @@ class Entry:
 
 def batch_key(request: Request, model: str) -> Hashable | None:
     """Requests with equal keys may share one generate call: same model, mode, duration, sampling and
-    normalisation (format is per output). Seeded and audio-conditioned requests run alone."""
-    if request.seed is not None or request.attachments:
+    normalisation (format is per output). Seeded, audio-conditioned and multi-take requests run alone."""
+    if request.seed is not None or request.attachments or request.takes > 1:
         return None
     mode = Mode.text if request.prompt else Mode.unconditional
     return (model, mode, request.duration, request.sampling, request.normalize)

@@ -15,10 +15,11 @@ from .jobs import Generated
 
 
 def done_sidecar(claimed: Claimed, generated: Generated, audio: Audio, *, base: str, started_at: str,
-                 daemon_id: str) -> dict[str, Any]:
+                 daemon_id: str, take: tuple[int, int] = (1, 1)) -> dict[str, Any]:
     """`outbox/<base>.json`, written after the audio, so its presence means the audio is complete.
 
-    `audio` is the audio as written (resampled for Opus); `generated` what the model made.
+    `audio` is the audio as written (resampled for Opus); `generated` what the model made; `take` is
+    (n, of), for a request that asked for several takes.
     """
     prepared = claimed.prepared
     assert prepared is not None, "only a prepared request is generated"
@@ -43,6 +44,7 @@ def done_sidecar(claimed: Claimed, generated: Generated, audio: Audio, *, base: 
         "frames": audio.frames,
         "duration_seconds": round(audio.seconds, 6),
         "attachments": [attachment.record() for attachment in prepared.attachments],
+        **({"take": take[0], "takes": take[1]} if take[1] > 1 else {}),
         "batch_size": generated.batch_size,
         "device": generated.device,
         "dtype": generated.dtype,
