@@ -268,6 +268,12 @@ def test_events_follow_a_request_through_its_life(console: str, root: DataRoot) 
     assert ("failed", "api-dead") in seen
 
 
+def test_a_page_that_rebinds_its_name_to_loopback_is_refused(console: str) -> None:
+    status, body = call(console, "GET", "/api/status", headers={"Host": "evil.example:8080"})
+    assert status == 403 and body["error"]["code"] == "wrong_host"
+    assert call(console, "GET", "/api/status", headers={"Host": "localhost"})[0] == 200
+
+
 def test_a_cross_origin_change_is_refused(console: str, root: DataRoot) -> None:
     status, body = call(console, "POST", "/api/requests", {"prompt": "x"},
                         headers={"Origin": "http://evil.example"})

@@ -116,7 +116,7 @@ def test_a_delivery_pending_at_a_kill_is_sent_after_the_restart(data: DataRoot, 
     data.drop("kept.json", {"prompt": "x", "duration": 0.2})
     wait_for(lambda: len(daemon.events("notify_failed")) >= 1, what="a failed try")
     pending = list((data.processing / "test" / ".notify").glob("*.json"))
-    assert [p.name for p in pending] == ["done-kept-0.json"]
+    assert len(pending) == 1 and pending[0].name.startswith("done-kept-") and pending[0].name.endswith("-0.json")
     daemon.stop(signal.SIGKILL)
     receiver.fail_first = 0
     receiver.attempts.clear()

@@ -155,3 +155,35 @@ def test_losing_the_inbox_stops_the_daemon(data: DataRoot, start_daemon: StartDa
     shutil.rmtree(data.inbox)
     assert daemon.proc.wait(timeout=30) == 1
     assert "folder_unusable" in daemon.lines()[-1] or "is gone" in "\n".join(daemon.lines()[-5:])
+
+
+def test_a_preset_still_being_written_is_waited_for(data: DataRoot, start_daemon: StartDaemon) -> None:
+    folder = data.inbox / "jingles"
+    folder.mkdir()
+    preset = json.dumps({"duration": 0.3, "format": "flac"}).encode()
+    with open(folder / "defaults.json", "wb") as handle:
+        handle.write(preset[:10])  # half a preset: read now, it would fail every request below it
+        handle.flush()
+        daemon = start_daemon(watch={"stable_seconds": 0.3})
+        (folder / "short.txt").write_text("a short jingle")
+        wait_for(lambda: daemon.events("watching") != [], what="the daemon to watch")
+        time.sleep(2.0)  # several looks at the request, each finding its preset still being written
+        assert data.listing("failed") == [] and (folder / "short.txt").exists()
+        handle.write(preset[10:])
+    wait_for(lambda: (data.done / "jingles" / "short.txt").exists() or (data.failed / "jingles").exists(),
+             what="the request to end")
+    assert (data.done / "jingles" / "short.txt").exists(), data.listing("failed")
+    sidecar = json.loads((data.outbox / "jingles" / "short.json").read_text())
+    assert sidecar["presets"] == ["jingles/defaults.json"] and sidecar["format"] == "flac"
+    assert daemon.stop() == 0
+
+
+def test_retries_of_two_requests_with_one_name(data: DataRoot, start_daemon: StartDaemon) -> None:
+    """a/x and b/x both wait for a model that cannot be fetched: both are held, both go back at a stop."""
+    for folder in ("a", "b"):
+        (data.inbox / folder).mkdir()
+        (data.inbox / folder / "x.json").write_text(json.dumps({"prompt": "x", "model": "facebook/musicgen-medium"}))
+    daemon = start_daemon(engine={"preload": False})
+    wait_for(lambda: len(daemon.events("retry_later")) >= 2, timeout=90, what="both held")
+    assert daemon.stop() == 0
+    assert (data.inbox / "a" / "x.json").exists() and (data.inbox / "b" / "x.json").exists()

@@ -49,6 +49,7 @@ def test_validate_one_shot_and_daemon_agree(data: DataRoot, run_once: RunOnce, t
         shutil.copy(path, data.inbox / path.name)
     write_wav(data.inbox / "hum.wav", 1.0)
     (data.inbox / "link.wav").symlink_to("/etc/passwd")
+    keep = write_wav(data.root / "keep.wav", 0.5)  # what melody-up-one names: outside the inbox
     for i, name in enumerate(cases):
         os.utime(data.inbox / f"{name}.json", (1_000_000 + i, 1_000_000 + i))
     for i in range(5):  # good requests interleaved by mtime: bad input never stops the daemon
@@ -68,6 +69,7 @@ def test_validate_one_shot_and_daemon_agree(data: DataRoot, run_once: RunOnce, t
         if name not in ONE_SHOT_ALLOWS:
             assert one_shot[name] == daemon, name
     assert one_shot["model_not_allowed--local-folder"][0] == "unknown_model"  # /tmp is no model folder
+    assert keep.exists() and not (data.failed / "keep.wav").exists()  # a name that is not plain moves nothing
     for i in range(5):
         assert data.where(f"good{i}") == "done"
     assert [p for p in data.inbox.iterdir() if p.suffix == ".json"] == []

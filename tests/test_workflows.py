@@ -145,3 +145,36 @@ def test_a_jsonl_batch_ends_when_its_lines_have(data: DataRoot, run_once: RunOnc
     assert error["error"]["code"] == "batch_failed" and error["failed"] == 2
     assert [p.name for p in data.inbox.iterdir()] == []
     assert sorted(p.name for p in (data.processing / "test").iterdir()) == [".heartbeat", ".lock"]
+
+
+def test_more_takes_than_a_batch_holds_run_in_slices(data: DataRoot, run_once: RunOnce) -> None:
+    data.drop("many.json", {"prompt": "x", "duration": 0.2, "takes": 3, "seed": 40})
+    run_once(engine={"max_batch": 2})
+    sidecars = [data.sidecar(f"many-{n}") for n in (1, 2, 3)]
+    assert [(s["seed"], s["batch_size"]) for s in sidecars] == [(40, 2), (40, 2), (41, 1)]  # slices, seeded on
+
+
+def test_batch_lines_get_names_that_are_requests(data: DataRoot, run_once: RunOnce, tmp_path: Path) -> None:
+    (data.inbox / "names.jsonl").write_text("\n".join(json.dumps(fields) for fields in (
+        {"prompt": "a", "duration": 0.2, "output": "defaults"},  # would be a preset for the whole folder
+        {"prompt": "b", "duration": 0.2, "output": "x.error"},  # would look like an error file
+        {"prompt": "c", "duration": 0.2, "output": "../up"}))  # not a plain name
+        + "\n")
+    outside = tmp_path / "secret.txt"
+    outside.write_text("a secret, never a prompt")
+    (data.inbox / "linked.txt").symlink_to(outside)
+    run_once()
+    summary = json.loads((data.outbox / "names.batch.json").read_text())
+    assert [line["request_id"] for line in summary["lines"]] == ["names-1", "names-2", "names-3"]
+    assert summary["failed"] == 1  # the third fails on its output name, on its own
+    assert not (data.inbox / "defaults.json").exists()
+    assert (data.inbox / "linked.txt").is_symlink()  # a request that is a link is never taken
+
+
+def test_validate_checks_a_batch_line_by_line(data: DataRoot) -> None:
+    batch = data.inbox / "set.jsonl"
+    batch.write_text(json.dumps({"prompt": "fine"}) + "\n\n" + json.dumps({"prompt": "x", "durration": 1}) + "\n")
+    result = cli("validate", "--config", str(config_file(data)), str(batch))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [f"invalid: {batch}: line 3: invalid_request (durration): Unknown field "
+                                          "'durration'; see `musicgen-watcher schema` for the valid ones."]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 import time
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from .errors import ErrorCode, FatalError, OutOfMemory, RequestError, TransientE
 from .faults import FaultPoint, Faults
 from .folders import Layout
 from .intake import Claimed, Prepared
+from .jobs import Generated, Job
 from .metrics import Metrics
 from .outcomes import Outcomes
 from .presence import Heartbeat
@@ -38,7 +40,8 @@ class Batches:
     """Runs claimed, prepared requests through the engine and hands each result to `Outcomes`."""
 
     def __init__(self, engine: Callable[[], Engine], outcomes: Outcomes, stop: Stop, heartbeat: Heartbeat,
-                 faults: Faults, metrics: Metrics, layout: Layout) -> None:
+                 faults: Faults, metrics: Metrics, layout: Layout, max_batch: int) -> None:
+        self.max_batch = max_batch
         self.engine = engine  # waits while the engine starts
         self.outcomes = outcomes
         self.stop = stop
@@ -86,8 +89,7 @@ class Batches:
                          batch_size=len(group))
             jobs = [_prepared(i).job for i in group for _ in range(_prepared(i).request.takes)]
             with self.heartbeat.doing("generating"):
-                outputs = engine.generate(model, jobs, duration=request.duration, sampling=request.sampling,
-                                          seed=request.seed, progress=Progress(self, group, started_at))
+                outputs = self._run(engine, group, jobs, started_at)
         except Abandoned:
             for item in group:
                 self.outcomes.put_back(item)
@@ -113,6 +115,19 @@ class Batches:
         made = iter(dataclasses.replace(generated, load_seconds=load_seconds) for generated in outputs)
         for item in group:  # each request its own takes, in order
             self.outcomes.publish(item, [next(made) for _ in range(_prepared(item).request.takes)], started_at)
+
+    def _run(self, engine: Engine, group: list[Claimed], jobs: list[Job], started_at: str) -> list[Generated]:
+        """The generate calls for `jobs`: one, or, for more takes than `engine.max_batch`, one per slice of
+        that many, seeded one after the other from the request's seed (or one chosen here)."""
+        request, model = _prepared(group[0]).request, _prepared(group[0]).model
+        slices = [jobs[n:n + self.max_batch] for n in range(0, len(jobs), self.max_batch)]
+        seed = request.seed if request.seed is not None or len(slices) == 1 else secrets.randbelow(2**31)
+        outputs: list[Generated] = []
+        for n, part in enumerate(slices):
+            progress = Progress(self, group, started_at, (n, len(slices)))
+            outputs += engine.generate(model, part, duration=request.duration, sampling=request.sampling,
+                                       seed=None if seed is None else seed + n, progress=progress)
+        return outputs
 
     def _load(self, engine: Engine, group: list[Claimed]) -> float:
         model = _prepared(group[0]).model
@@ -146,14 +161,16 @@ def _prepared(claimed: Claimed) -> Prepared:
 class Progress:
     """The engine's progress callback: status files, heartbeat, the mid-generation fault, stops."""
 
-    def __init__(self, batches: Batches, group: list[Claimed], started_at: str) -> None:
+    def __init__(self, batches: Batches, group: list[Claimed], started_at: str, part: tuple[int, int] = (0, 1)) -> None:
         self.batches = batches
         self.group = group
         self.started_at = started_at
+        self.part = part  # (n, of): the slice of a request's takes this call makes
         self.last_write = 0.0
         self.mid_reached = False
 
     def __call__(self, value: float) -> None:
+        value = (self.part[0] + value) / self.part[1]
         batches = self.batches
         batches.heartbeat.touch()
         if value < 1.0 and batches.stop.abandon:

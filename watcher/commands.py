@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import posixpath
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from .config import load_settings
 from .errors import RequestError
 from .folders import FOLDER_NAMES, Layout, space_left, writable_problem
 from .intake import Beside, Policy, prepare
+from .jsonl import is_batch_name, line_stem, lines_of
 from .models import ALIASES, CATALOG
 from .names import PRESET_NAME
 from .overview import daemons, running, waiting
@@ -57,7 +59,8 @@ def schema(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
-    """Check request files (and presets, `defaults.json`) as the daemon would, without generating.
+    """Check request files (and presets, `defaults.json`, and `.jsonl` batches line by line) as the daemon would,
+    without generating.
 
     Attachments are looked for beside each file; presets above it, up to the inbox when the file is in it.
     """
@@ -66,22 +69,42 @@ def validate(args: argparse.Namespace) -> int:
     inbox = settings.folder("inbox").resolve()
     bad = 0
     for path in args.files:
-        try:
-            root = inbox if path.resolve().is_relative_to(inbox) else path.parent.resolve()
-            name = path.resolve().relative_to(root).as_posix()
-            if path.name == PRESET_NAME:
-                read_preset(path, name, policy.limits)
-            else:
-                prepare(path.read_bytes(), name, policy, Beside(path.parent), Presets(root, policy.limits).above(name))
-            print(f"ok: {path}")
-        except RequestError as exc:
-            bad += 1
-            field = f" ({exc.field})" if exc.field else ""
-            print(f"invalid: {path}: {exc.code.value}{field}: {exc.message}")
-        except OSError as exc:
-            bad += 1
-            print(f"invalid: {path}: cannot be read: {exc.strerror}")
+        root = inbox if path.resolve().is_relative_to(inbox) else path.parent.resolve()
+        name = path.resolve().relative_to(root).as_posix()
+        problems = _problems(path, name, Presets(root, policy.limits), policy)
+        bad += bool(problems)
+        for problem in problems or ["ok"]:
+            print(f"ok: {path}" if problem == "ok" else f"invalid: {path}: {problem}")
     return 1 if bad else 0
+
+
+def _problems(path: Path, name: str, presets: Presets, policy: Policy) -> list[str]:
+    """What is wrong with one file, as the daemon would say it (a line number first, in a batch)."""
+    try:
+        data = path.read_bytes()
+        if path.name == PRESET_NAME:
+            read_preset(path, name, policy.limits)
+            return []
+        if not is_batch_name(name):
+            prepare(data, name, policy, Beside(path.parent), presets.above(name))
+            return []
+        found = []
+        for number, line in lines_of(data, policy.limits.request_bytes):
+            line_name = posixpath.join(posixpath.dirname(name), f"{line_stem(line, f'{path.stem}-{number}')}.json")
+            try:
+                prepare(line.encode(), line_name, policy, Beside(path.parent), presets.above(line_name))
+            except RequestError as exc:
+                found.append(f"line {number}: {_verdict(exc)}")
+        return found
+    except RequestError as exc:
+        return [_verdict(exc)]
+    except OSError as exc:
+        return [f"cannot be read: {exc.strerror}"]
+
+
+def _verdict(error: RequestError) -> str:
+    field = f" ({error.field})" if error.field else ""
+    return f"{error.code.value}{field}: {error.message}"
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -166,8 +189,8 @@ def _print_status(report: dict[str, Any]) -> None:
               f"heartbeat {d['heartbeat_age']:.0f} s ago")
     print("running:" if report["running"] else "running: nothing")
     for state in report["running"]:
-        print(f"  {state.get('request_id')}  {state.get('progress', 0) * 100:5.1f}%  since {state.get('started_at')}"
-              f"  on {state.get('daemon')}")
+        print(f"  {state['id']}  {state['progress'] * 100:5.1f}%  since {state['started_at'] or '(preparing)'}"
+              f"  on {state['daemon']}")
     print("next:" if report["next"] else "next: nothing waiting")
     for item in report["next"][:5]:
         missing = f"  waiting for {', '.join(item['missing'])}" if item["missing"] else ""

@@ -15,18 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from . import __version__
+from . import __version__, files
 from .batches import Batches
 from .completeness import being_written
 from .config import Settings
-from .errors import ErrorCode, FatalCode, FatalError, NotArrived, RequestError
+from .errors import ErrorCode, FatalCode, FatalError, RequestError, TransientError
 from .faults import FaultPoint, Faults
 from .folders import Layout
 from .hooks import Hooks
 from .housekeeping import Sweeper
 from .intake import Beside, Claimed, Policy, prepare
-from .jsonl import Batches as ListFiles
-from .jsonl import is_batch_name
+from .jsonl import BatchFiles, is_batch_name
 from .lineup import Lineup
 from .metrics import Metrics
 from .names import is_tracked_name, request_id
@@ -61,7 +60,7 @@ class Daemon:
         self.stop = Stop(settings.daemon.shutdown_grace)
         self.faults = Faults.from_env()
         self.pickup = Pickup(self.layout.inbox, settings.watch, self.stop.wake)
-        self.presets = Presets(self.layout.inbox, self.policy.limits)
+        self.presets = Presets(self.layout.inbox, self.policy.limits, complete=self.pickup.is_complete)
         self.lineup = Lineup(self.pickup, self.policy, self.presets, settings.watch.attachment_wait)
         self.metrics = Metrics(settings.metrics)
         self.hooks = Hooks(settings.hooks)
@@ -73,9 +72,9 @@ class Daemon:
         self.presence = Presence(self.layout, settings.daemon.heartbeat_timeout)
         self.heartbeat = Heartbeat(self.presence, settings.daemon.heartbeat_interval, self._describe, self.stop.wake,
                                    self._export_metrics)
-        self.lists = ListFiles(self.layout, self.policy.limits.request_bytes)
+        self.batch_files = BatchFiles(self.layout, self.policy.limits.request_bytes)
         self.batches = Batches(lambda: self.warmup.engine, self.outcomes, self.stop, self.heartbeat, self.faults,
-                               self.metrics, self.layout)
+                               self.metrics, self.layout, settings.engine.max_batch)
         self.skips: dict[str, int] = {}
         self.last_active = time.monotonic()
         self._deferred: set[str] = set()  # claims the share refused, logged once each
@@ -93,7 +92,8 @@ class Daemon:
                 self.layout.create()
                 self.presence.acquire()
                 try:
-                    self._serve()
+                    with files.writing_as(f"daemon {self.layout.daemon_id}"):  # one process at a time holds the id
+                        self._serve()
                 finally:
                     self.presence.release()
         finally:
@@ -122,15 +122,15 @@ class Daemon:
     def _watch(self) -> None:
         sweeper = Sweeper(self.layout, self.settings.retention)
         self.notifier.start()
-        sweeper.start()
         try:
-            self._work()
+            self._work(sweeper)
         finally:
             sweeper.stop()
             self.notifier.stop()
 
-    def _work(self) -> None:
+    def _work(self, sweeper: Sweeper) -> None:
         self._recover()
+        sweeper.start()  # after recovery: a publication it finishes is not an old output to sweep
         self.pickup.start()
         # Read what waits in the inbox before the engine starts: its imports hold the interpreter
         # lock for milliseconds at a time, and a thread reading thousands of small files waits for
@@ -146,7 +146,8 @@ class Daemon:
             self.heartbeat.stop()
             self.pickup.stop()
             for claimed in self.retries.release():
-                self.outcomes.put_back(claimed)
+                if not is_batch_name(claimed.name):  # a batch's lines are out already: it stays, recovered next start
+                    self.outcomes.put_back(claimed)
             self.hooks.close()
             self.warmup.join()
             self.metrics.stop()
@@ -214,9 +215,9 @@ class Daemon:
 
     def _step(self) -> bool:
         """Run one batch if there is one; False when there was nothing to do."""
-        for listed, summary in self.lists.finished():
+        for listed, summary in self.batch_files.finished():
             if self.outcomes.end_batch(listed, summary):
-                self.lists.forget(listed)
+                self.batch_files.forget(listed)
         held = self.retries.due()
         if held is not None:
             if not self.outcomes.resume(held):
@@ -237,7 +238,7 @@ class Daemon:
         wait_over = time.monotonic() - entry.ready_at >= self.settings.watch.attachment_wait
         if not self.pickup.confirm(name) or not (
                 wait_over or all(self._attachment_complete(self.layout.inbox / a)
-                                 for a in self.lineup.attachments_of(name))):
+                                 for a in self.lineup.attachments_for(name))):
             return None  # written again since: back in line once complete
         path = self.layout.inbox / name
         try:
@@ -279,7 +280,7 @@ class Daemon:
             try:
                 item.prepared = prepare(item.path.read_bytes(), item.name, self.policy, attachments,
                                         self.presets.above(item.name))
-            except NotArrived as exc:
+            except TransientError as exc:  # an attachment or a preset still being written
                 self.outcomes.hold(item, exc, _ATTACHMENT_RETRY)
                 continue
             except RequestError as exc:
@@ -295,9 +296,12 @@ class Daemon:
     def _expand(self, claimed: Claimed) -> None:
         """A `.jsonl` batch: its lines go into the inbox as requests; it stays claimed until they end."""
         try:
-            self.lists.expand(claimed)
+            self.batch_files.expand(claimed)
         except RequestError as exc:
             self.outcomes.fail(claimed, exc)
+            return
+        except OSError as exc:
+            self.outcomes.hold(claimed, TransientError(ErrorCode.output_failed, f"Could not expand the batch: {exc}."))
             return
         self.layout.uncount_attempt(claimed.path)  # expanded: waiting for its lines is no attempt that can crash
 
@@ -307,7 +311,7 @@ class Daemon:
         Requests held for a retry (the model could not be fetched) count as drained once tried:
         `--once` puts them back in the inbox for the next run rather than wait.
         """
-        if not self.retries.all_tried() or self.lists or self.lineup.eligible():
+        if not self.retries.all_tried() or self.batch_files or self.lineup.eligible():
             return False
         pending = [self.layout.inbox / name for name in self.pickup.pending()]
         waiting = [p for p in pending if p.exists() and p.stat().st_size > 0]

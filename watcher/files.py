@@ -11,9 +11,9 @@ import hashlib
 import os
 import secrets
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: every temporary file this package writes ends so, and starts with a dot
@@ -30,13 +30,25 @@ def refused(exc: OSError) -> bool:
     return exc.errno in _REFUSALS
 
 
-#: who wrote a temporary: a short mark of this host, and the pid (`Layout.remove_orphans` reads them back)
-_WRITER = hashlib.sha1(socket.gethostname().encode(), usedforsecurity=False).hexdigest()[:6]
+#: marks the temporaries this process writes (`remove_temps` knows its own); random unless `writing_as` says
+_WRITER = secrets.token_hex(4)
+
+
+@contextmanager
+def writing_as(identity: str) -> Iterator[None]:
+    """Mark the temporaries written in the block as `identity`'s (a daemon id, held by one process at a time),
+    so the next start under that identity removes those a crash left, however young."""
+    global _WRITER
+    previous, _WRITER = _WRITER, hashlib.sha1(identity.encode(), usedforsecurity=False).hexdigest()[:8]
+    try:
+        yield
+    finally:
+        _WRITER = previous
 
 
 def temp_path(folder: Path, name: str) -> Path:
     """A hidden, unique temporary name in `folder`, which pickup and users' tools skip."""
-    return folder / f".{name}.{_WRITER}-{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    return folder / f".{name}.{_WRITER}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
 
 
 def is_temp(path: Path) -> bool:
@@ -168,10 +180,29 @@ def move_no_clobber(src: Path, folder: Path, *, suffix_from: str | None = None) 
     raise AssertionError("unreachable")
 
 
+def move_exact(src: Path, dest: Path) -> None:
+    """Move `src` to exactly `dest`, never replacing it (FileExistsError); across file systems too."""
+    try:
+        if link_no_clobber(src, dest):
+            return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        tmp = write_temp(dest.parent, dest.name, lambda p: shutil.copyfile(src, p))
+        if link_no_clobber(tmp, dest):
+            src.unlink()
+            return
+        remove(tmp)
+    raise FileExistsError(dest)
+
+
 def remove_temps(folder: Path, *, keep: set[Path] | frozenset[Path] = frozenset(),
                  older_than: float = 0.0) -> list[Path]:
-    """Delete our temporary files left in `folder` by an interrupted run (but `keep`, and those younger than
-    `older_than` seconds, unless they are this process's own); returns them."""
+    """Delete our temporary files left in `folder` by an interrupted run; returns them.
+
+    Not those in `keep`, nor those younger than `older_than` seconds, which another process sharing the
+    folder may still be writing (unless they are marked as written by this one, see `writing_as`).
+    """
     removed = []
     if folder.is_dir():
         now = time.time()
@@ -182,25 +213,8 @@ def remove_temps(folder: Path, *, keep: set[Path] | frozenset[Path] = frozenset(
                 young = now - path.stat().st_mtime < older_than
             except OSError:
                 continue
-            if young and not _died_here(path):
+            if young and f".{_WRITER}-" not in path.name:
                 continue
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def _died_here(temp: Path) -> bool:
-    """Whether `temp` was written on this host by a process that is gone (or by this one)."""
-    parts = temp.name.split(".")
-    writer, _, pid = parts[-3].partition("-") if len(parts) >= 4 else ("", "", "")
-    if writer != _WRITER or not pid.isdigit():
-        return False
-    if int(pid) == os.getpid():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

@@ -96,7 +96,7 @@ class Layout:
         that OSError goes to the caller, which tries again later.
         """
         dest = self.claim_dir / name
-        if dest.exists():
+        if dest.exists():  # this daemon already holds one of that name: the other waits in the inbox
             return None
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -166,7 +166,7 @@ class Layout:
         A temporary a journal names is a publication to finish, and one younger than an hour may be another
         daemon's on the same share, still being written: both stay.
         """
-        folders = [self.outbox, self.done, self.failed, self.claim_dir, self.notify_dir]
+        folders = [self.outbox, self.done, self.failed, self.claim_dir, self.notify_dir, self.inbox]
         folders += [p for folder in folders[:4] if folder.is_dir() for p in folder.rglob("*") if p.is_dir()]
         keep = self._journaled_temps()
         removed = [p for folder in folders for p in files.remove_temps(folder, keep=keep, older_than=_TEMP_AGE)]
@@ -181,31 +181,39 @@ class Layout:
 
     def _journaled_temps(self) -> set[Path]:
         """The temporaries in the outbox that a journal of any daemon names."""
-        names: set[Path] = set()
-        for journal in self.processing.rglob(".*.journal"):
+        return {self.outbox / o["temp"] for o in self.journaled_outputs() if "temp" in o}
+
+    def journaled_outputs(self) -> list[dict[str, Any]]:
+        """Every output a journal of any daemon names: publications that a restart or a retry will finish."""
+        found = []
+        for path in self.processing.rglob(".*.journal"):
             try:
-                entry = json.loads(journal.read_bytes())
-                names.update(self.outbox / o["temp"] for o in entry.get("outputs", []) if "temp" in o)
-            except (OSError, ValueError, TypeError, AttributeError):
+                found += journal_outputs(json.loads(path.read_bytes()))
+            except (OSError, ValueError, TypeError, AttributeError, KeyError):
                 continue
-        return names
+        return found
 
     # -- the end of a request ---------------------------------------------------------------
 
     def finish(self, claimed: Path, name: str, folder: Path, attachments: Iterable[str],
-               still_needed: set[str]) -> Path:
+               still_needed: set[str], *, base: str | None = None) -> Path:
         """Move a request, and the attachments nobody else waits for, into done/ or failed/ (in the request's
-        own subfolder there). Attachments are named relative to the inbox.
+        own subfolder there). Attachments are named relative to the inbox. With `base`, the request is
+        named exactly so (beside its error file), or FileExistsError; else its own name or the next free one.
 
         Each moved file's mtime becomes now: the time it got there, as retention counts it.
         """
         dest = folder / posixpath.dirname(name)
         dest.mkdir(parents=True, exist_ok=True)
+        if base is not None:
+            final = dest / f"{base}{claimed.suffix}"
+            files.move_exact(claimed, final)
         for attachment in attachments:
             source = self.inbox / attachment
             if attachment not in still_needed and os.path.lexists(source):
                 files.touch(files.move_no_clobber(source, dest))  # a symlink moves as the link itself
-        final = files.move_no_clobber(claimed, dest, suffix_from=claimed.suffix)
+        if base is None:
+            final = files.move_no_clobber(claimed, dest, suffix_from=claimed.suffix)
         files.touch(final)
         self.clear_bookkeeping(claimed)
         return final
@@ -217,6 +225,15 @@ class Layout:
         final = files.move_no_clobber(claimed, dest, suffix_from=claimed.suffix)
         self.clear_bookkeeping(claimed)
         return final
+
+
+def journal_outputs(journal: dict[str, Any]) -> list[dict[str, Any]]:
+    """A publication journal's outputs: each with its `audio`, `sidecar`, `temp` and sidecar `content`.
+
+    A journal written before takes held one output itself, without a temporary.
+    """
+    found: list[dict[str, Any]] = journal.get("outputs") or [journal]
+    return found
 
 
 def _files(folder: Path) -> list[str]:

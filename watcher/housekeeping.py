@@ -73,7 +73,7 @@ def delete_done(layout: Layout, sidecar_name: str) -> None:
     except (OSError, ValueError):
         sidecar = {}
     audio = sidecar.get("audio") if isinstance(sidecar, dict) else None
-    if isinstance(audio, str) and is_tracked_part(audio):
+    if isinstance(audio, str) and "/" not in audio and is_tracked_part(audio):
         files.remove(sidecar_path.parent / audio)
     request_id = sidecar.get("request_id") if isinstance(sidecar, dict) else None
     if isinstance(request_id, str) and is_tracked_name(request_id):  # never a path that leaves done/
@@ -108,14 +108,7 @@ def sweep(layout: Layout, retention: RetentionConfig, now: float) -> list[tuple[
 
 
 def _still_publishing(layout: Layout) -> set[Path]:
-    names: set[Path] = set()
-    for journal in layout.processing.glob("*/.*.journal"):
-        try:
-            entry = json.loads(journal.read_bytes())
-            names.update(layout.outbox / entry[key] for key in ("audio", "sidecar"))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return names
+    return {layout.outbox / o[key] for o in layout.journaled_outputs() for key in ("audio", "sidecar") if key in o}
 
 
 class Sweeper:

@@ -268,5 +268,7 @@ class Claimed:
             return {}
 
     def attachment_names(self, limits: Limits) -> tuple[str, ...]:
-        """The inbox files this request refers to, even when it is otherwise invalid."""
+        """The files beside it this request refers to (its presets' too, once prepared), even when it is invalid."""
+        if self.prepared is not None:
+            return self.prepared.request.attachments
         return attachments_of(self.received(limits))

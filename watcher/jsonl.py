@@ -26,8 +26,8 @@ from .about import now_iso, versions
 from .errors import ErrorCode, RequestError
 from .folders import Layout
 from .intake import Claimed
-from .names import request_id
-from .requests import check_name
+from .names import is_request_name, request_id
+from .requests import is_plain
 
 log = structlog.get_logger("watcher.jsonl")
 
@@ -47,7 +47,7 @@ class _Held:
     lines: list[dict[str, Any]]
 
 
-class Batches:
+class BatchFiles:
     """The `.jsonl` files this daemon holds, expanded, until their lines have ended."""
 
     def __init__(self, layout: Layout, request_bytes: int) -> None:
@@ -71,9 +71,9 @@ class Batches:
             files.replace_atomic(record, json.dumps({"lines": lines}).encode())
         folder = posixpath.dirname(claimed.name)
         for line in lines:
-            if self._state(folder, line["name"]) is None:
+            if not line.get("ended") and self._state(folder, line["name"]) is None:
                 with contextlib.suppress(FileExistsError):  # another writer took the name meanwhile: it is there
-                    files.publish(self.layout.inbox / folder, line["name"], line.pop("data").encode())
+                    files.publish(self.layout.inbox / folder, line["name"], line["data"].encode())
             line.pop("data", None)
         self._held[claimed.name] = _Held(claimed, lines)
         log.info("batch_expanded", request_id=claimed.request_id, lines=len(lines))
@@ -85,22 +85,23 @@ class Batches:
             return []
         self._checked = now
         out = []
-        for name, held in list(self._held.items()):
+        for name, held in self._held.items():
             folder = posixpath.dirname(name)
-            states = [self._state(folder, line["name"]) for line in held.lines]
-            if all(state in ("done", "failed") for state in states):
+            seen = False
+            for line in held.lines:  # an outcome, once seen, is kept: retention or a delete may take its file
+                state = line.get("ended") or self._state(folder, line["name"])
+                if state in ("done", "failed") and not line.get("ended"):
+                    line["ended"], seen = state, True
+            if seen:
+                files.replace_atomic(self._record(held.claimed), json.dumps({"lines": held.lines}).encode())
+            states = [line.get("ended") for line in held.lines]
+            if all(states):
                 out.append((held.claimed, self._summary(held, states)))
         return out
 
     def forget(self, claimed: Claimed) -> None:
         """Stop holding a batch that has been moved out of processing/."""
         self._held.pop(claimed.name, None)
-
-    def release(self) -> list[Claimed]:
-        """Every held batch, no longer held (a stop: they are recovered at the next start)."""
-        out = [held.claimed for held in self._held.values()]
-        self._held.clear()
-        return out
 
     def _record(self, claimed: Claimed) -> Path:
         return claimed.path.with_name(f".{claimed.path.name}.lines")
@@ -115,24 +116,10 @@ class Batches:
 
     def _plan(self, claimed: Claimed) -> list[dict[str, Any]]:
         """Each non-empty line's number, its request's file name, and its text."""
-        data = claimed.path.read_bytes()
-        if len(data) > self.request_bytes * MAX_LINES:
-            raise RequestError(ErrorCode.request_too_large, f"The batch file is {len(data)} bytes; at most "
-                               f"{self.request_bytes * MAX_LINES} are allowed.")
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise RequestError(ErrorCode.invalid_json, f"The batch file is not valid UTF-8 (byte {exc.start}); "
-                               "save it as UTF-8.") from None
-        numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        if len(numbered) > MAX_LINES:
-            raise RequestError(ErrorCode.request_too_large, f"The batch file has {len(numbered)} lines; at most "
-                               f"{MAX_LINES} are allowed.")
-        if not numbered:
-            raise RequestError(ErrorCode.invalid_json, "The batch file has no lines; each line is one request.")
+        numbered = lines_of(claimed.path.read_bytes(), self.request_bytes)
         folder, stem = posixpath.split(request_id(claimed.name))
         taken: set[str] = set()
-        return [{"line": n, "name": self._free_name(folder, _line_stem(line, f"{stem}-{n}"), taken), "data": line}
+        return [{"line": n, "name": self._free_name(folder, line_stem(line, f"{stem}-{n}"), taken), "data": line}
                 for n, line in numbered]
 
     def _free_name(self, folder: str, stem: str, taken: set[str]) -> str:
@@ -171,11 +158,32 @@ class Batches:
         return summary
 
 
-def _line_stem(line: str, fallback: str) -> str:
-    """A line's request is named by its `output`, when that is a plain name."""
+def lines_of(data: bytes, request_bytes: int) -> list[tuple[int, str]]:
+    """A batch file's non-empty lines with their numbers; a RequestError when it is no batch that can be run."""
+    if len(data) > request_bytes * MAX_LINES:
+        raise RequestError(ErrorCode.request_too_large, f"The batch file is {len(data)} bytes; at most "
+                           f"{request_bytes * MAX_LINES} are allowed.")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RequestError(ErrorCode.invalid_json, f"The batch file is not valid UTF-8 (byte {exc.start}); "
+                           "save it as UTF-8.") from None
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if len(numbered) > MAX_LINES:
+        raise RequestError(ErrorCode.request_too_large, f"The batch file has {len(numbered)} lines; at most "
+                           f"{MAX_LINES} are allowed.")
+    if not numbered:
+        raise RequestError(ErrorCode.invalid_json, "The batch file has no lines; each line is one request.")
+    return numbered
+
+
+def line_stem(line: str, fallback: str) -> str:
+    """A line's request is named by its `output`, when that is a plain name a request file can have."""
     try:
         value = json.loads(line)
-        output = value.get("output") if isinstance(value, dict) else None
-        return check_name(output) if isinstance(output, str) else fallback
-    except (ValueError, TypeError):  # a broken line, or a name that is not plain: the fallback
+    except ValueError:  # a broken line: it fails on its own, under its number
         return fallback
+    output = value.get("output") if isinstance(value, dict) else None
+    if isinstance(output, str) and is_plain(output) and is_request_name(f"{output}.json"):
+        return output
+    return fallback

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from .errors import WatcherError
+from .errors import TransientError, WatcherError
 from .intake import Policy, check_fields
 from .names import beside, is_request_name, request_id
 from .pickup import Pickup
-from .presets import Presets
+from .presets import Presets, merged
 from .requests import attachments_of, decode_file
 from .schedule import Entry, batch_key
 
@@ -79,7 +79,7 @@ class Lineup:
         """Keep a request in line but do not offer it for `seconds` (the share refused its claim)."""
         self._deferred[name] = time.monotonic() + seconds
 
-    def attachments_of(self, name: str) -> tuple[str, ...]:
+    def attachments_for(self, name: str) -> tuple[str, ...]:
         """The attachment names the waiting request `name` refers to."""
         inspected = self._index.get(name)
         return inspected.attachments if inspected is not None else ()
@@ -116,9 +116,14 @@ class Lineup:
             mtime = path.stat().st_mtime
             fields = decode_file(path.read_bytes()[: limits.request_bytes + 1], name, limits)
             attachments = tuple(beside(name, a) for a in attachments_of(fields))
-            checked = check_fields(fields, self.policy, self.presets.above(name))
+            presets = self.presets.above(name)
+            attachments = tuple(beside(name, a) for a in attachments_of(merged(presets, fields)))  # theirs too
+            checked = check_fields(fields, self.policy, presets)
             priority, model = checked.request.priority, checked.model.name
             key = batch_key(checked.request, model)
+        except TransientError:  # a preset above it still being written: look again next step
+            self._unreadable.add(name)
+            return
         except WatcherError:
             pass
         except FileNotFoundError:

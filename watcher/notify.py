@@ -1,7 +1,7 @@
 """Telling the world a request ended: signed webhooks and Apprise, sent beside the queue, never lost.
 
 Every ending (done or failed) becomes one delivery per target, a JSON file in
-`processing/<id>/notify/`, written before the request leaves processing/ and named for the request's
+`processing/<id>/.notify/`, written before the request leaves processing/ and named for the request's
 ending, so writing it again after a crash replaces it instead of doubling it. A thread of its own
 sends each once its request has left processing/, retries with a doubling pause, and drops it
 (logged) after `notify.retries` more tries. A restart finds what was still pending and sends it.
@@ -59,7 +59,8 @@ class Notifier:
         for n, (kind, target) in enumerate(targets):
             delivery = {"kind": kind, "target": target, "outcome": outcome, "body": body, "claimed": str(claimed),
                         "tries": 0, "next_at": 0.0}
-            name = f"{outcome}-{base.replace('/', '--')}-{n}.json"  # a request in a subfolder: one flat name
+            mark = hashlib.sha1(base.encode(), usedforsecurity=False).hexdigest()[:8]  # a/b and a--b differ
+            name = f"{outcome}-{base.replace('/', '--')}-{mark}-{n}.json"
             files.replace_atomic(self.folder / name, json.dumps(delivery).encode())
         self._wake.set()
 

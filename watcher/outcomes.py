@@ -19,8 +19,8 @@ import structlog
 from . import files
 from .audio import Audio, for_format, normalized
 from .errors import ErrorCode, RequestError, TransientError, WatcherError
-from .faults import Faults
-from .folders import Layout
+from .faults import FaultPoint, Faults
+from .folders import Layout, journal_outputs
 from .hooks import Hooks
 from .intake import Claimed
 from .jobs import Generated
@@ -28,7 +28,7 @@ from .lineup import Lineup
 from .metrics import Metrics
 from .names import beside
 from .notify import Notifier
-from .publish import Publisher, SidecarFor, Take, outputs
+from .publish import Publisher, SidecarFor, Take
 from .requests import Limits, attachments_of, decode_file
 from .sidecars import done_sidecar, error_sidecar
 
@@ -51,15 +51,15 @@ class Retries:
 
     def __init__(self, max_delay: float) -> None:
         self.max_delay = max_delay
-        self._held: dict[str, _Held] = {}
-        self._delays: dict[str, float] = {}  # by request file name, dropped when the request ends
+        self._held: dict[str, _Held] = {}  # by request name (relative to the inbox: a/intro.json, b/intro.json)
+        self._delays: dict[str, float] = {}  # the same, dropped when the request ends
 
     def __bool__(self) -> bool:
         return bool(self._held)
 
     def hold(self, claimed: Claimed, delay: float | None = None, *, tried: bool = True) -> float:
         """Keep `claimed` for a later try, after `delay` or the next pause in its backoff; returns the pause."""
-        name = claimed.path.name
+        name = claimed.name
         if delay is None:
             delay = min(self._delays.get(name, _FIRST_RETRY / 2) * 2, self.max_delay)
             self._delays[name] = delay
@@ -90,7 +90,7 @@ class Retries:
         return out
 
     def ended(self, claimed: Claimed) -> None:
-        self._delays.pop(claimed.path.name, None)
+        self._delays.pop(claimed.name, None)
 
 
 class Outcomes:
@@ -105,6 +105,7 @@ class Outcomes:
         self.notifier = notifier
         self.lineup = lineup
         self.retries = retries
+        self.faults = faults
         self.publisher = Publisher(layout, faults)
 
     def publish(self, claimed: Claimed, generated: list[Generated], started_at: str) -> None:
@@ -142,14 +143,17 @@ class Outcomes:
         journal = self.publisher.pending(claimed.path)
         if journal is None:
             return False
-        log.info("resumed_publication", request_id=claimed.request_id, audio=[o["audio"] for o in outputs(journal)])
+        log.info("resumed_publication", request_id=claimed.request_id,
+                 audio=[o["audio"] for o in journal_outputs(journal)])
         self._complete(claimed, journal)
         return True
 
     def _complete(self, claimed: Claimed, journal: dict[str, Any]) -> None:
         """Write the sidecars that are not there yet, then move the request to done/."""
-        published = outputs(journal)
+        published = journal_outputs(journal)
         try:
+            self.publisher.name_outputs(claimed.path, journal)
+            self.faults.reach(FaultPoint.after_audio_publish)
             for entry in published:
                 self.notifier.enqueue("done", posixpath.splitext(entry["sidecar"])[0], entry["content"],
                                       claimed.path)
@@ -182,7 +186,7 @@ class Outcomes:
             self.notifier.enqueue("failed", posixpath.join(posixpath.dirname(claimed.name), base), content,
                                   claimed.path)
             final = self.layout.finish(claimed.path, claimed.name, self.layout.failed, self._attachments(claimed),
-                                       self._still_needed(claimed))
+                                       self._still_needed(claimed), base=base)  # beside its error, same name
         except OSError as exc:
             self.hold(claimed, TransientError(ErrorCode.output_failed, f"Could not move to failed/: {exc}."))
             return
@@ -200,10 +204,12 @@ class Outcomes:
         try:
             target.mkdir(parents=True, exist_ok=True)
             suffixes = (".batch.json",) if done else (claimed.path.suffix, ".error.json")
-            base = files.free_stem(target, stem, suffixes)
-            files.publish(target, f"{base}{suffixes[-1]}", data)
+            base = _summary_written(target, stem, suffixes, claimed.request_id)  # by a try that could not move it
+            if base is None:
+                base = files.free_stem(target, stem, suffixes)
+                files.publish(target, f"{base}{suffixes[-1]}", data)
             final = self.layout.finish(claimed.path, claimed.name, self.layout.done if done else self.layout.failed,
-                                       (), set())
+                                       (), set(), base=None if done else base)
         except OSError as exc:
             log.warning("batch_not_moved", request_id=claimed.request_id, error=str(exc))  # tried again next step
             return False
@@ -252,3 +258,18 @@ class Outcomes:
             except (WatcherError, OSError):
                 continue
         return needed
+
+
+def _summary_written(folder: Path, stem: str, suffixes: tuple[str, ...], request_id: str) -> str | None:
+    """The base name of a batch summary already written for `request_id`, or None."""
+    for base in files.candidates(stem, ""):
+        path = folder / f"{base}{suffixes[-1]}"
+        if not path.exists():
+            return None
+        try:
+            summary = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            continue
+        if isinstance(summary, dict) and summary.get("request_id") == request_id and "lines" in summary:
+            return base
+    return None

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import RequestError
-from .folders import STATUS_SUFFIX, Layout
+from .folders import Layout
 from .names import beside, is_request_name, request_id
 from .pickup import files_in
 from .presets import Presets, merged
@@ -49,15 +49,21 @@ def daemons(layout: Layout) -> list[DaemonState]:
 
 
 def running(layout: Layout) -> list[dict[str, Any]]:
-    """The status files of every daemon's running requests: progress, start, batch."""
+    """Every daemon's claimed requests (in subfolders too): id, daemon, and, once started, what its status file
+    says (progress, started_at, batch)."""
     out = []
-    for path in sorted(layout.processing.glob(f"*/*{STATUS_SUFFIX}")):
-        try:
-            value = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            continue
-        if isinstance(value, dict):
-            out.append(value)
+    claim_dirs = sorted(d for d in layout.processing.iterdir() if d.is_dir()) if layout.processing.is_dir() else []
+    for claim_dir in claim_dirs:
+        for name in Layout.requests_in(claim_dir):
+            item: dict[str, Any] = {"id": request_id(name), "name": name, "daemon": claim_dir.name, "progress": 0.0,
+                                    "started_at": None, "batch": [request_id(name)]}
+            try:
+                status = json.loads(Layout.status_file(claim_dir / name).read_bytes())
+            except (OSError, ValueError):
+                status = None
+            if isinstance(status, dict):
+                item.update({key: status[key] for key in ("progress", "started_at", "batch") if key in status})
+            out.append(item)
     return out
 
 

@@ -53,14 +53,19 @@ def files_in(folder: Path, max_depth: int) -> set[str]:
     pending: list[tuple[Path, str, int]] = [(folder, "", 0)]
     while pending:
         current, prefix, depth = pending.pop()
-        with os.scandir(current) as entries:
-            for entry in entries:
-                if not is_tracked_part(entry.name):
-                    continue
-                if entry.is_file():
-                    found.add(prefix + entry.name)
-                elif depth < max_depth and entry.is_dir(follow_symlinks=False):
-                    pending.append((Path(entry.path), f"{prefix}{entry.name}/", depth + 1))
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if not is_tracked_part(entry.name):
+                        continue
+                    if entry.is_file():
+                        found.add(prefix + entry.name)
+                    elif depth < max_depth and entry.is_dir(follow_symlinks=False):
+                        pending.append((Path(entry.path), f"{prefix}{entry.name}/", depth + 1))
+        except OSError:
+            if current == folder:
+                raise  # the inbox itself: the caller decides
+            continue  # a subfolder we may not read (a root-owned #recycle), or one that went away: skipped
     return found
 
 
@@ -232,8 +237,8 @@ class Pickup:
         except OSError:
             self.drop(name)
             return
-        if not path.is_file() or not self._inside(name):
-            self.drop(name)
+        if not path.is_file() or not self._inside(name) or (is_request_name(name) and path.is_symlink()):
+            self.drop(name)  # a request that is a link could read any file as a prompt: never taken
             return
         seen = self._seen.get(name)
         if seen is None or not seen.same_file(stat):

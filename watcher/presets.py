@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import posixpath
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ErrorCode, RequestError
+from .errors import ErrorCode, RequestError, TransientError
 from .names import PRESET_NAME
 from .requests import Limits, decode_request, validate_fields
 
@@ -52,9 +53,11 @@ def merged(presets: tuple[Preset, ...], own: dict[str, Any]) -> dict[str, Any]:
 class Presets:
     """The presets above requests under `root`, each file read again only when it changed."""
 
-    def __init__(self, root: Path, limits: Limits) -> None:
+    def __init__(self, root: Path, limits: Limits, complete: Callable[[str], bool] | None = None) -> None:
         self.root = root
         self.limits = limits
+        #: the daemon's completeness rule: a preset still being written is waited for, never read half
+        self.complete = complete
         self._cache: dict[str, tuple[tuple[int, int], Preset | RequestError]] = {}
         self._lock = threading.Lock()  # the console reads presets beside the daemon's loop
 
@@ -73,9 +76,13 @@ class Presets:
     def _read(self, name: str) -> Preset | None:
         path = self.root / name
         try:
-            stat = path.stat()
+            stat = path.lstat()
         except OSError:
             return None
+        if path.is_symlink():
+            raise RequestError(ErrorCode.invalid_preset, f"The preset {name} is a link; it was refused.")
+        if self.complete is not None and not self.complete(name):
+            raise TransientError(ErrorCode.invalid_preset, f"The preset {name} is still being written.")
         key = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._cache.get(name)

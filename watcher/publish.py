@@ -2,10 +2,10 @@
 
 Each step leaves a state a restart can finish. Every output's audio (one, or one per take) is
 written under a temporary name and fsynced; then the journal beside the claimed request records,
-for each, its temporary, the names it will get and its sidecar's content; only then do the
-temporaries get their final names. After a crash, a journal means "finish": give the temporaries
-still there their names, write the sidecars that are missing, move the request to done/. It is
-never generated again. Temporaries a journal names are kept at start (`Layout.remove_orphans`).
+for each, its temporary, the names it will get and its sidecar's content. From then on the request
+is never generated again: `complete` gives the temporaries their final names, writes the sidecars
+that are missing and moves the request to done/, and after a crash, or a share refusing a step, it
+is simply called again. Temporaries a journal names are kept at start (`Layout.remove_orphans`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import structlog
 from . import files
 from .audio import Audio, write_temp_audio
 from .faults import FaultPoint, Faults
-from .folders import Layout
+from .folders import Layout, journal_outputs
 from .intake import Output
 
 log = structlog.get_logger("watcher.publish")
@@ -40,12 +40,6 @@ class Take:
     sidecar_for: SidecarFor
 
 
-def outputs(journal: dict[str, Any]) -> list[dict[str, Any]]:
-    """A journal's outputs (a journal of before takes held one output, unnamed)."""
-    found: list[dict[str, Any]] = journal.get("outputs") or [journal]
-    return found
-
-
 class Publisher:
     """Puts results in the outbox without ever replacing a file or showing a partial one."""
 
@@ -54,9 +48,9 @@ class Publisher:
         self.faults = faults
 
     def deliver(self, claimed: Path, takes: list[Take]) -> dict[str, Any]:
-        """Publish each take under its `output.stem` (or `stem-1`...), journaled; returns the journal.
+        """Write each take under a temporary name and journal the names it gets (`output.stem`, or `stem-1`...).
 
-        Raises OSError (disk full, permissions) with nothing partial left behind.
+        Raises OSError (disk full, permissions) with nothing left behind; once it returns, `complete` finishes.
         """
         temps: list[Path] = []
         try:
@@ -80,8 +74,6 @@ class Publisher:
             for temp in temps:
                 files.remove(temp)
             raise
-        self._link(claimed, journal)
-        self.faults.reach(FaultPoint.after_audio_publish)
         return journal
 
     def _free(self, folder: str, stem: str, suffix: str, chosen: set[str]) -> str:
@@ -97,34 +89,39 @@ class Publisher:
     def _names(folder: str, base: str, suffix: str) -> dict[str, str]:
         return {"audio": posixpath.join(folder, f"{base}.{suffix}"), "sidecar": posixpath.join(folder, f"{base}.json")}
 
-    def _link(self, claimed: Path, journal: dict[str, Any]) -> None:
-        """Give every temporary of the journal its final name: another free one if a daemon took it meanwhile."""
-        renamed = False
-        for entry in outputs(journal):
+    def name_outputs(self, claimed: Path, journal: dict[str, Any]) -> None:
+        """Give every temporary of the journal its final name: another free one if a daemon took it meanwhile.
+
+        A name that already is the temporary (a crash came between the link and the unlink) is kept as it is.
+        """
+        for entry in journal_outputs(journal):
             temp = self.layout.outbox / entry.get("temp", "")
             while "temp" in entry and temp.is_file():
-                if files.link_no_clobber(temp, self.layout.outbox / entry["audio"]):
+                final = self.layout.outbox / entry["audio"]
+                if final.exists() and final.samefile(temp):
+                    files.remove(temp)
+                    break
+                if files.link_no_clobber(temp, final):
                     break
                 folder, name = posixpath.split(entry["audio"])
                 stem, suffix = posixpath.splitext(name)
                 base = self._free(folder, stem, suffix.lstrip("."), set())
                 entry.update(self._names(folder, base, suffix.lstrip(".")))
                 entry["content"].update({"audio": f"{base}{suffix}", "output": base, "output_renamed": True})
-                renamed = True
-        if renamed:
-            self.layout.write_journal(claimed, journal)
+                self.layout.write_journal(claimed, journal)  # the new name before the link that gives it
 
     def pending(self, claimed: Path) -> dict[str, Any] | None:
-        """The journal of a delivery not finished before a crash, its temporaries now named; or None.
+        """The journal of a delivery not finished before a crash, or None.
 
-        A journal whose output has neither its audio nor its temporary any more cannot be finished: dropped
-        (the request is generated again).
+        A journal with an output that has neither its audio nor its temporary any more cannot be finished:
+        dropped (the request is generated again).
         """
         journal = self.layout.read_journal(claimed)
         if journal is None:
             return None
-        self._link(claimed, journal)
-        if not all((self.layout.outbox / entry["audio"]).exists() for entry in outputs(journal)):
+        outbox = self.layout.outbox
+        if not all((outbox / e["audio"]).exists() or (outbox / e.get("temp", "-")).is_file()
+                   for e in journal_outputs(journal)):
             log.warning("publication_lost", request=str(claimed))
             files.remove(self.layout.journal_file(claimed))
             return None
@@ -132,8 +129,11 @@ class Publisher:
 
     def complete(self, claimed: Path, name: str, journal: dict[str, Any], attachments: Iterable[str],
                  still_needed: set[str]) -> Path:
-        """Write the sidecars that are not there yet, then move the request to done/; returns its new path."""
-        for entry in outputs(journal):
+        """Write the sidecars that are not there yet (once `name_outputs` named the audio), then move the request
+        to done/; returns its new path. An OSError (a share refusing a step) leaves a state that calling
+        `name_outputs` and this again finishes.
+        """
+        for entry in journal_outputs(journal):
             sidecar = self.layout.outbox / entry["sidecar"]
             if not sidecar.exists():
                 data = (json.dumps(entry["content"], indent=2, ensure_ascii=False) + "\n").encode()

@@ -183,8 +183,21 @@ def validate_request(fields: dict[str, Any], limits: Limits = Limits()) -> Reque
 
 
 def attachments_of(fields: dict[str, Any]) -> tuple[str, ...]:
-    """The attachment names a decoded request refers to, even when it is otherwise invalid."""
-    return tuple(v for k in ("melody", "continuation") if isinstance(v := fields.get(k), str))
+    """The attachment names a decoded request refers to, even when it is otherwise invalid: only plain names.
+
+    A name that is not plain (`../outbox/x.wav`) fails the request with `unsafe_name`; it is never a file
+    the daemon waits for, moves or reads.
+    """
+    return tuple(v for k in ("melody", "continuation") if isinstance(v := fields.get(k), str) and is_plain(v))
+
+
+def is_plain(name: str) -> bool:
+    """Whether `name` passes `check_name`."""
+    try:
+        check_name(name)
+    except PydanticCustomError:
+        return False
+    return True
 
 
 def _depth(value: Any) -> int:

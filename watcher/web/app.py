@@ -33,7 +33,7 @@ def create_app(settings: Settings) -> FastAPI:
     policy = Policy.from_settings(settings)
     board = Board(layout, settings.request_limits, settings.watch.depth, settings.daemon.heartbeat_timeout)
     feed = Feed(board)
-    guard = Guard(settings.web.token)
+    guard = Guard(settings.web.token, settings.web.loopback)
     templates = Jinja2Templates(directory=HERE / "templates")
 
     @contextlib.asynccontextmanager

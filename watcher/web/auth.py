@@ -21,11 +21,16 @@ _OPEN_PATHS = ("/login", "/static/")
 _CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class Guard:
-    """Checks requests against the token (if any) and their origin."""
+#: the names a console on loopback may be reached by: any other Host is a page that rebound its DNS to us
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
-    def __init__(self, token: str | None) -> None:
+
+class Guard:
+    """Checks requests against the token (if any), their origin and, on loopback, the host they name."""
+
+    def __init__(self, token: str | None, loopback: bool) -> None:
         self.token = token
+        self.loopback = loopback
 
     @property
     def required(self) -> bool:
@@ -50,7 +55,10 @@ class Guard:
         return hmac.compare_digest(cookie.encode(), self.session.encode())
 
     async def __call__(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """The middleware: same origin for changes, then the token for everything but the login page."""
+        """The middleware: a loopback console's own host names, same origin for changes, then the token."""
+        if self.loopback and urlsplit(f"//{request.headers.get('host', '')}").hostname not in _LOOPBACK_HOSTS:
+            return JSONResponse({"error": {"code": "wrong_host", "message": "This console answers only to "
+                                           "localhost and 127.0.0.1."}}, status_code=403)
         if request.method in _CHANGES and not same_origin(request):
             return JSONResponse({"error": {"code": "cross_origin", "message": "Requests that change something "
                                            "must come from the console's own page."}}, status_code=403)

@@ -15,10 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ..folders import STATUS_SUFFIX, Layout
-from ..names import is_tracked_name, request_id
-from ..overview import daemons, waiting
+from ..names import is_request_name, is_tracked_name, is_tracked_part, request_id
+from ..overview import daemons, running, waiting
+from ..pickup import files_in
 from ..requests import Limits
 
 #: a page of done or failed requests at most
@@ -114,20 +116,8 @@ class Board:
 
     def running(self) -> list[dict[str, Any]]:
         """Every daemon's claimed requests, with progress, elapsed and estimated seconds once started."""
-        out = []
         now = time.time()
-        claimed = [(d, name) for d in sorted(self.layout.processing.iterdir()) if d.is_dir()
-                   for name in Layout.requests_in(d)]
-        for claim_dir, name in claimed:
-            path = claim_dir / name
-            item: dict[str, Any] = {"id": request_id(name), "state": "running", "daemon": claim_dir.name,
-                                    "progress": 0.0, "started_at": None, "batch": [request_id(name)]}
-            status = _read_json(Layout.status_file(path))
-            if status is not None:
-                item.update({k: status[k] for k in ("progress", "started_at", "batch") if k in status})
-                item.update(_times(status, now))
-            out.append(item)
-        return out
+        return [{"state": "running", **item, **_times(item, now)} for item in running(self.layout)]
 
     def done(self, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """A page of results, newest first, from each sidecar; and the cursor of the next page."""
@@ -139,8 +129,15 @@ class Board:
         page, following = _page(self._failed.items(), limit, cursor)
         return [self._failed_item(item) for item in page], following
 
+    def waiting_ids(self) -> set[str]:
+        """The ids of the requests in the inbox, from their names alone (cheap: nothing is read)."""
+        try:
+            return {request_id(n) for n in files_in(self.layout.inbox, self.depth) if is_request_name(n)}
+        except OSError:
+            return set()
+
     def counts(self) -> dict[str, int]:
-        return {"waiting": len(self.waiting()), "running": len(self.running()),
+        return {"waiting": len(self.waiting_ids()), "running": len(self.running()),
                 "done": len(self._done.items()), "failed": len(self._failed.items())}
 
     def daemons(self) -> list[dict[str, Any]]:
@@ -166,7 +163,7 @@ class Board:
         done = self._done.get(request_id)
         sidecar = _read_json(self.layout.outbox / done.name) if done is not None else None
         audio = sidecar.get("audio") if sidecar else None
-        if done is None or not isinstance(audio, str) or "/" in audio or audio.startswith("."):
+        if done is None or not isinstance(audio, str) or "/" in audio or not is_tracked_part(audio):
             return None
         path = (self.layout.outbox / done.name).parent / audio
         return path if path.is_file() else None
@@ -180,7 +177,7 @@ class Board:
     def _done_item(self, item: Listed) -> dict[str, Any]:
         sidecar = _read_json(self.layout.outbox / item.name) or {}
         return {"id": item.id, "state": "done", "request_id": sidecar.get("request_id", item.id),
-                "sidecar": sidecar, "audio_url": f"api/requests/{item.id}/audio", "cursor": item.cursor}
+                "sidecar": sidecar, "audio_url": f"api/requests/{quote(item.id)}/audio", "cursor": item.cursor}
 
     def _failed_item(self, item: Listed) -> dict[str, Any]:
         error = _read_json(self.layout.failed / item.name) or {}
@@ -210,7 +207,7 @@ def _times(status: dict[str, Any], now: float) -> dict[str, float | None]:
     try:
         elapsed = now - datetime.fromisoformat(str(status["started_at"])).timestamp()
     except (KeyError, ValueError):
-        return {"elapsed": None, "remaining": None}
+        return {"elapsed": None, "remaining": None}  # claimed, not started yet
     progress = float(status.get("progress", 0.0))
     remaining = elapsed * (1 - progress) / progress if progress > 0.01 else None
     return {"elapsed": round(elapsed, 1), "remaining": None if remaining is None else round(remaining, 1)}

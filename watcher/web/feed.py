@@ -39,7 +39,7 @@ class Feed:
         board = self.board
         done, _ = board.done(limit=50)
         failed, _ = board.failed(limit=50)
-        return _Snapshot({w["id"] for w in board.waiting()}, {r["id"]: r["progress"] for r in board.running()},
+        return _Snapshot(board.waiting_ids(), {r["id"]: r["progress"] for r in board.running()},
                          {d["id"] for d in done}, {f["id"] for f in failed})
 
     async def run(self) -> None:
