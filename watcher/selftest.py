@@ -16,6 +16,7 @@ from pathlib import Path
 
 import soundfile as sf
 
+from . import files
 from .config import write_config
 from .testing.standins import SAMPLE_RATE, build_standins, standin_env
 
@@ -32,7 +33,7 @@ def selftest(device: str) -> list[str]:
             "daemon": {"id": "selftest"}, "watch": {"stable_seconds": 0.1}})
         inbox = root / "data" / "inbox"
         inbox.mkdir(parents=True)
-        (inbox / "selftest.json").write_text(json.dumps({"prompt": "selftest", "duration": 1, "seed": 1}))
+        files.publish(inbox, "selftest.json", json.dumps({"prompt": "selftest", "duration": 1, "seed": 1}).encode())
         env = {k: v for k, v in os.environ.items() if not k.startswith("MUSICGEN_WATCHER_")}
         env.update(standin_env(root / "models"))
         started = time.perf_counter()
