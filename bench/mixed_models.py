@@ -68,7 +68,8 @@ def run_once(env: dict[str, str], work: Path, max_skips: int, max_batch: int, co
     queued = {s["request_id"]: s for s in sidecars}
     waits = [bl.event_time(e) - first for e in daemon.named("moved")]
     return {"max_skips": max_skips, "max_batch": max_batch, "exit_code": code,
-            "preloads": len(preload), "loads_from_sidecars": len(loads),
+            # every load a request needs logs model_loading first; the preload logs model_loaded alone
+            "preloads": len(preload) - len(daemon.named("model_loading")), "loads_from_sidecars": len(loads),
             "load_seconds_total": sum(b["load_seconds"] for b in loads),
             "switches_from_log": switches, "batches": ordered,
             "model_sequence": "".join("S" if b["model"] == MODELS[0] else "T" for b in ordered),
