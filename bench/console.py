@@ -3,9 +3,11 @@
 A data root is filled with N finished requests (a sidecar and a small WAV each in the outbox, the
 request in done/), the daemon is started on it with the console on (tiny stand-ins, no preload), and
 each call is timed over real HTTP, side by side in one run: the page, the first page of done
-results, a later page by cursor, one request by id, the status, the audio of one result. The first
-call of each kind is reported apart: it lists the folders once; later calls use the lists while the
-folders do not change (target: every paged call under 200 ms with 10,000 done).
+results, a later page by cursor, one request by id, the status, the audio of one result. Calls start
+once the daemon is ready (its engine imported: until then the import holds the interpreter). The
+first call of each kind is reported apart: the console reads the folders once as it starts; later
+calls read again only a directory that changed (target: every call, the slowest included, under
+200 ms with 10,000 done).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     watch = bl.CpuWatch()
     try:
         daemon.wait_named("console", 120)
+        daemon.wait_named("engine_ready", 120)
         base = f"http://127.0.0.1:{port}"
         cold = {"page /": timed(base + "/")[0], "done, first page": timed(f"{base}/api/requests?state=done")[0]}
         results = measure(base, count, repeats)
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(bl.table(["call", "first (ms)", "p50 (ms)", "p95 (ms)", "max (ms)"],
                    [[label, cold.get(label, ""), r["p50"], r["p95"], r["max"]] for label, r in results.items()]))
-    worst = max(max(r["p95"] for r in results.values()), *cold.values())
+    worst = max(max(r["max"] for r in results.values()), *cold.values())
     print(f"\nSlowest: {worst:.1f} ms (target < 200 ms with 10,000 done: {'met' if worst < 200 else 'MISSED'}).")
     print(f"\nJSON: {path.relative_to(bl.REPO)}")
     return 0

@@ -38,11 +38,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(asyncio.to_thread(board.warm))
         task = asyncio.create_task(feed.run())
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await warming
 
     app = FastAPI(title="musicgen-watcher console", version=__version__, openapi_url="/api/openapi.json",
                   docs_url=None, redoc_url=None, lifespan=lifespan)

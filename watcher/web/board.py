@@ -2,14 +2,15 @@
 
 Every daemon on the share writes the same folders, so the board shows all of them, and never
 holds a state of its own the folders could contradict. Lists of done and failed requests are kept
-in memory and refreshed only when their folder changed (its mtime), so a page of results costs the
-same with ten thousand of them as with ten. A name from a URL is only ever looked up in these lists:
-no path is built from it.
+in memory and a directory is read again only when it changed (its mtime), so a page of results
+costs about the same with ten thousand of them as with ten. A name from a URL is only ever looked
+up in these lists: no path is built from it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from ..requests import Limits
 
 #: a page of done or failed requests at most
 MAX_PAGE = 200
-#: a listing is read again at least this often (seconds): a new file in a subfolder changes only that one's mtime
-_SUBFOLDERS_AGE = 2.0
+#: a directory whose mtime is this close to the time it was read is read again (seconds): file systems that
+#: keep coarse timestamps (SMB, FAT: 2 s) can hide a second change behind the same mtime
+_TIMESTAMP_SLACK = 2.0
 _ERROR_SUFFIX = ".error.json"
 
 
@@ -44,29 +46,57 @@ class Listed:
         return f"{self.mtime_ns}.{self.id}"
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """One directory of a listing as last read: its mtime, when it was read, what it held."""
+
+    mtime_ns: int
+    read_at: float
+    items: list[Listed]
+    subfolders: list[str]
+
+    def settled(self) -> bool:
+        """Whether a change could hide behind the mtime this read saw (it was too recent to trust)."""
+        return self.read_at - self.mtime_ns / 1e9 > _TIMESTAMP_SLACK
+
+
 class _Listing:
     """The files of one folder (and its subfolders) ending in `suffix`, newest first.
 
-    Read again when the folder changed (its mtime), or a subfolder may have (every few seconds).
+    A directory is read again only when its mtime moved, or while its mtime is too recent to trust;
+    otherwise a page costs one stat per directory, not one per file.
     """
 
     def __init__(self, folder: Path, suffix: str) -> None:
         self.folder = folder
         self.suffix = suffix
-        self._read = (-1, 0.0)  # the folder's mtime, and time.monotonic() when it was read
+        self._dirs: dict[str, _Read] = {}  # by name relative to the folder ("" for the folder itself)
         self._items: list[Listed] = []
         self._by_id: dict[str, Listed] = {}
         self._lock = threading.Lock()
 
     def items(self) -> list[Listed]:
         with self._lock:
-            try:
-                mtime_ns = self.folder.stat().st_mtime_ns
-            except OSError:
-                return []
-            if mtime_ns != self._read[0] or time.monotonic() - self._read[1] > _SUBFOLDERS_AGE:
-                self._read = (mtime_ns, time.monotonic())
-                self._items = sorted(self._scan(), key=lambda i: (i.mtime_ns, i.id), reverse=True)
+            changed, seen, pending = False, set(), [""]
+            while pending:
+                rel = pending.pop()
+                try:
+                    mtime_ns = (self.folder / rel).stat().st_mtime_ns
+                except OSError:
+                    continue
+                seen.add(rel)
+                known = self._dirs.get(rel)
+                if known is None or known.mtime_ns != mtime_ns or not known.settled():
+                    fresh = self._read(rel, mtime_ns)
+                    changed = changed or known is None or fresh.items != known.items
+                    self._dirs[rel] = known = fresh
+                pending.extend(known.subfolders)
+            for gone in self._dirs.keys() - seen:
+                del self._dirs[gone]
+                changed = True
+            if changed:
+                every = [item for read in self._dirs.values() for item in read.items]
+                self._items = sorted(every, key=lambda i: (i.mtime_ns, i.id), reverse=True)
                 self._by_id = {item.id: item for item in self._items}
             return self._items
 
@@ -74,18 +104,28 @@ class _Listing:
         self.items()
         return self._by_id.get(item_id)
 
-    def _scan(self) -> list[Listed]:
-        found = []
-        for path in self.folder.rglob(f"*{self.suffix}"):
-            name = path.relative_to(self.folder).as_posix()
-            if not is_tracked_name(name) or (self.suffix == ".json" and name.endswith((_ERROR_SUFFIX, STATUS_SUFFIX))):
-                continue
-            try:
-                mtime_ns = path.stat().st_mtime_ns
-            except OSError:
-                continue
-            found.append(Listed(name.removesuffix(self.suffix), mtime_ns, name))
-        return found
+    def _read(self, rel: str, mtime_ns: int) -> _Read:
+        read_at = time.time()
+        items, subfolders = [], []
+        try:
+            with os.scandir(self.folder / rel) as entries:
+                for entry in entries:
+                    name = f"{rel}/{entry.name}" if rel else entry.name
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            subfolders.append(name)
+                        elif self._listed(name):
+                            items.append(Listed(name.removesuffix(self.suffix), entry.stat().st_mtime_ns, name))
+                    except OSError:
+                        continue  # gone since the directory was read
+        except OSError:
+            pass
+        return _Read(mtime_ns, read_at, items, subfolders)
+
+    def _listed(self, name: str) -> bool:
+        if not name.endswith(self.suffix) or not is_tracked_name(name):
+            return False
+        return self.suffix != ".json" or not name.endswith((_ERROR_SUFFIX, STATUS_SUFFIX))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -106,6 +146,11 @@ class Board:
         self.heartbeat_timeout = heartbeat_timeout
         self._done = _Listing(layout.outbox, ".json")
         self._failed = _Listing(layout.failed, _ERROR_SUFFIX)
+
+    def warm(self) -> None:
+        """Read the done and failed folders once, so that the first page asked for is as quick as the next."""
+        self._done.items()
+        self._failed.items()
 
     # -- the four states ---------------------------------------------------------------------
 
