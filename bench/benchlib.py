@@ -9,6 +9,7 @@ HF_HOME and HF_HUB_OFFLINE once, when it is first imported.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -19,7 +20,9 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -127,6 +130,25 @@ def process_cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def listen(url: str) -> threading.Thread:
+    """A client reading the console's event stream until the daemon goes away, as an open browser tab does."""
+    def read() -> None:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=3600) as stream:
+            while stream.readline():
+                pass
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def cpu_share(pid: int, seconds: float) -> float:
+    """The share of one core a process used over the next `seconds` (all its threads)."""
+    start = process_cpu_seconds(pid)
+    time.sleep(seconds)
+    return (process_cpu_seconds(pid) - start) / seconds
 
 
 class Interference:

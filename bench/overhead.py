@@ -24,13 +24,10 @@ its Server-Sent Events the whole time, as an open browser tab would (target: con
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import socket
 import subprocess
-import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +84,6 @@ def daemon_batch(daemon: bl.DaemonProcess, data: bl.DataRoot, batch: dict[str, A
             "batch_sizes": sorted({s["batch_size"] for s in sidecars}), "other_cores": noise.stop()}
 
 
-def listen(url: str) -> threading.Thread:
-    """A client reading the console's event stream until the daemon goes away, as an open browser tab does."""
-    def read() -> None:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=3600) as stream:
-            while stream.readline():
-                pass
-
-    thread = threading.Thread(target=read, daemon=True)
-    thread.start()
-    return thread
-
-
 def run_daemon(env: dict[str, str], spec: dict[str, Any], work: Path, timeout: float,
                console: bool = False) -> dict[str, Any]:
     rows = []
@@ -115,7 +100,7 @@ def run_daemon(env: dict[str, str], spec: dict[str, Any], work: Path, timeout: f
         try:
             daemon.wait_named("model_loaded", timeout)
             if console:
-                listen(f"http://127.0.0.1:{port}/api/events")
+                bl.listen(f"http://127.0.0.1:{port}/api/events")
             rows.append(daemon_batch(daemon, data, batch, f"b{n}", spec["duration"], timeout))
             daemon.stop()
         finally:
