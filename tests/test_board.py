@@ -92,3 +92,16 @@ def test_failed_pages_list_errors_and_the_first_page_is_ready_after_warming(tmp_
     assert [(i["id"], i["error"]["code"]) for i in items] == [("late/wrong", "invalid_json"),
                                                              ("broken", "invalid_json")]
     assert cursor is None
+
+
+def test_a_request_is_found_by_id_in_the_state_it_is_in(tmp_path: Path) -> None:
+    board = board_on(tmp_path)
+    finish(board.layout.outbox, "old", time.time() - 10)
+    (board.layout.inbox / "old.json").write_text(json.dumps({"prompt": "again", "duration": 1}))  # resubmitted
+    (board.layout.inbox / "other.json").write_text(json.dumps({"prompt": "other", "duration": 1}))
+    found = board.find("old")
+    assert found is not None and found["state"] == "waiting" and found["request"]["prompt"] == "again"
+    (board.layout.inbox / "old.json").unlink()
+    found = board.find("old")
+    assert found is not None and found["state"] == "done" and found["sidecar"]["request_id"] == "old"
+    assert board.find("missing") is None

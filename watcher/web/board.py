@@ -192,11 +192,13 @@ class Board:
 
     def find(self, request_id: str) -> dict[str, Any] | None:
         """A request by id, wherever it is: running, waiting, done (its sidecar) or failed."""
-        for item in (*self.running(), *self.waiting()):
+        for item in self.running():
             if item["id"] == request_id:
-                if item["state"] == "waiting":
-                    item["request"] = _read_json(self.layout.inbox / item["name"])
                 return item
+        if request_id in self.waiting_ids():  # names alone: the whole line is read only for one that waits
+            for item in self.waiting():
+                if item["id"] == request_id:
+                    return {**item, "request": _read_json(self.layout.inbox / item["name"])}
         done = self._done.get(request_id)
         if done is not None:
             return self._done_item(done)
