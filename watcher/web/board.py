@@ -56,7 +56,7 @@ class _Read:
     subfolders: list[str]
 
     def settled(self) -> bool:
-        """Whether a change could hide behind the mtime this read saw (it was too recent to trust)."""
+        """Whether the mtime this read saw is old enough to trust: no second change can hide behind it."""
         return self.read_at - self.mtime_ns / 1e9 > _TIMESTAMP_SLACK
 
 
@@ -113,7 +113,8 @@ class _Listing:
                     name = f"{rel}/{entry.name}" if rel else entry.name
                     try:
                         if entry.is_dir(follow_symlinks=False):
-                            subfolders.append(name)
+                            if is_tracked_part(entry.name):  # nothing under a hidden or junk folder is listed
+                                subfolders.append(name)
                         elif self._listed(name):
                             items.append(Listed(name.removesuffix(self.suffix), entry.stat().st_mtime_ns, name))
                     except OSError:
