@@ -95,7 +95,7 @@ class Bare:
         noise = bl.Interference([self.pid])
         stdin.write(json.dumps(batch) + "\n")
         stdin.flush()
-        return {**self._answer(), "other_cores": noise.stop()}
+        return {**self._answer(), "threads": self.threads, "other_cores": noise.stop()}
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -253,8 +253,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def print_report(args: argparse.Namespace, info: dict[str, Any], phases: dict[str, dict[str, Any]],
-                 rounds: list[dict[str, Any]], path: Path) -> None:
-    rows, summary = report(rounds, args.noise)
+                 rows: list[list[Any]], summary: dict[int, dict[str, float]], with_console: dict[int, float],
+                 path: Path) -> None:
     print(bl.header_block(f"Daemon overhead vs AudioCraft alone ({'full-size' if args.full_size else 'tiny'} "
                           f"musicgen-small stand-in, {args.duration:g} s, batches {args.batches}, {args.threads} "
                           f"torch thread(s), {args.rounds} round(s))", info, phases))
@@ -265,7 +265,6 @@ def print_report(args: argparse.Namespace, info: dict[str, Any], phases: dict[st
     print("\n" + "; ".join(f"batch {size}: daemon / AudioCraft = {s['ratio']:.3f}, median of pairs "
                            f"{s['median']:.3f}, inside generate {s['generate_ratio']:.3f} (target <= 1.05)"
                            for size, s in summary.items()))
-    with_console = console_ratios(rounds)
     if with_console:
         print("With the console on and a client listening to its events: " + "; ".join(
             f"batch {size}: console / daemon = {ratio:.3f} (target <= 1.02)" for size, ratio in with_console.items()))
@@ -295,12 +294,13 @@ def main(argv: list[str] | None = None) -> int:
         for side in sides.values():
             side.close()
     phases = {"whole run": watch.stop()}
-    _, summary = report(rounds, args.noise)
+    rows, summary = report(rounds, args.noise)
+    with_console = console_ratios(rounds)
     path = bl.save_result("overhead", {**info, "benchmark": "overhead", "full_size": args.full_size, "spec": spec,
                                        "threads": args.threads, "phases": phases, "rounds": rounds,
                                        "summary": {str(k): v for k, v in summary.items()}, "target": "<= 1.05",
-                                       "console_ratios": {str(k): v for k, v in console_ratios(rounds).items()}})
-    print_report(args, info, phases, rounds, path)
+                                       "console_ratios": {str(k): v for k, v in with_console.items()}})
+    print_report(args, info, phases, rows, summary, with_console, path)
     return 0
 
 
